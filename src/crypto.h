@@ -1,0 +1,30 @@
+/* crypto: the only module that includes OpenSSL. Base64 (for BLOB rows and
+ * Sec-WebSocket-Accept), SHA-1, random bytes and a constant-time compare.
+ * All functions are pure apart from crypto_random, thread-safe, and write
+ * only into caller-provided buffers. */
+#ifndef LITEPUSH_CRYPTO_H
+#define LITEPUSH_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRYPTO_SHA1_LEN 20
+
+/* Bytes base64 needs for n input bytes, without a terminating NUL. */
+size_t crypto_base64_len(size_t n);
+/* Encodes src into out (standard alphabet, padded). out must hold
+ * crypto_base64_len(len) + 1 bytes; it is NUL-terminated.
+ * Returns the encoded length. */
+size_t crypto_base64_encode(const void *src, size_t len, char *out);
+/* Decodes padded standard base64. out must hold 3 * (len / 4) bytes.
+ * Returns the decoded length, or -1 when src is not valid base64. */
+long crypto_base64_decode(const char *src, size_t len, uint8_t *out);
+/* SHA-1 of src into out[CRYPTO_SHA1_LEN]. */
+void crypto_sha1(const void *src, size_t len, uint8_t out[CRYPTO_SHA1_LEN]);
+/* Fills out with cryptographically strong random bytes; false on failure. */
+bool crypto_random(void *out, size_t len);
+/* Compares two equal-length buffers in time independent of their contents. */
+bool crypto_equal(const void *a, const void *b, size_t len);
+
+#endif
