@@ -1,0 +1,254 @@
+/* store: SQLite access for the log.
+ *
+ * Statements are prepared once per connection and reset after each use, so
+ * a read costs one sqlite3_step per row. Reads of a channel set use one
+ * statement with LIMITS_CHANNELS_PER_STREAM placeholders: unused slots are
+ * bound to NULL, which never matches, so one plan (the (channel, id) index)
+ * serves every subscription. */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+
+static const char SCHEMA_SQL[] =
+#include "schema_sql.h"
+    ;
+
+/* A reader waits at most this long for a lock; in WAL mode readers are
+ * practically never blocked, and a writer (WebSocket publish) waits for a
+ * competing writer's commit. */
+#define STORE_BUSY_TIMEOUT_MS 2000
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *data_version;
+    sqlite3_stmt *last_id;
+    sqlite3_stmt *read_all;
+    sqlite3_stmt *read_channels;
+    sqlite3_stmt *insert;
+    char *path;
+};
+
+#define ROW_COLUMNS "id, channel, event, data, typeof(data) = 'blob'"
+
+struct store *store_open(const char *path, char *err, size_t err_cap)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        return NULL;
+    }
+    st->path = strdup(path);
+    int rc = sqlite3_open_v2(path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK || st->path == NULL) {
+        snprintf(err, err_cap, "cannot open database %s: %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, err_cap, "cannot use database %s: %s", path, msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    /* Publishers commit in WAL mode; NORMAL is durable across application
+     * crashes, which is what a message log needs. */
+    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+
+    char channels_sql[512];
+    int n = snprintf(channels_sql, sizeof channels_sql,
+                     "SELECT " ROW_COLUMNS " FROM messages WHERE id > ?1 AND id <= ?2"
+                     " AND channel IN (");
+    for (int i = 0; i < LIMITS_CHANNELS_PER_STREAM; i++)
+        n += snprintf(channels_sql + n, sizeof channels_sql - (size_t)n, "%s?%d", i ? "," : "",
+                      i + 4);
+    snprintf(channels_sql + n, sizeof channels_sql - (size_t)n, ") ORDER BY id LIMIT ?3");
+
+    struct {
+        sqlite3_stmt **stmt;
+        const char *sql;
+    } prep[] = {
+        {&st->data_version, "PRAGMA data_version"},
+        {&st->last_id, "SELECT coalesce(max(id), 0) FROM messages"},
+        {&st->read_all, "SELECT " ROW_COLUMNS " FROM messages WHERE id > ?1 AND id <= ?2"
+                        " ORDER BY id LIMIT ?3"},
+        {&st->read_channels, channels_sql},
+        {&st->insert, "INSERT INTO messages(channel, event, data) VALUES (?1, ?2, ?3)"},
+    };
+    for (size_t i = 0; i < sizeof prep / sizeof prep[0]; i++) {
+        if (sqlite3_prepare_v3(st->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT, prep[i].stmt,
+                               NULL) != SQLITE_OK) {
+            snprintf(err, err_cap, "cannot use database %s: %s", path, sqlite3_errmsg(st->db));
+            goto fail;
+        }
+    }
+    return st;
+fail:
+    store_close(st);
+    return NULL;
+}
+
+void store_close(struct store *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_finalize(st->data_version);
+    sqlite3_finalize(st->last_id);
+    sqlite3_finalize(st->read_all);
+    sqlite3_finalize(st->read_channels);
+    sqlite3_finalize(st->insert);
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+const char *store_path(const struct store *st)
+{
+    return st->path;
+}
+
+static enum store_err step_error(int rc)
+{
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? STORE_ERR_BUSY : STORE_ERR_QUERY;
+}
+
+/* Runs a statement that returns one integer. */
+static enum store_err one_integer(sqlite3_stmt *stmt, int64_t *out)
+{
+    int rc = sqlite3_step(stmt);
+    enum store_err err = STORE_OK;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else
+        err = step_error(rc);
+    sqlite3_reset(stmt);
+    return err;
+}
+
+enum store_err store_data_version(struct store *st, int64_t *version)
+{
+    return one_integer(st->data_version, version);
+}
+
+enum store_err store_last_id(struct store *st, int64_t *id)
+{
+    return one_integer(st->last_id, id);
+}
+
+enum store_err store_read(struct store *st, int64_t after, int64_t upto, const char *const *channels,
+                          const size_t *channel_lens, size_t channel_count, int limit,
+                          store_row_fn *fn, void *ctx, int *count)
+{
+    sqlite3_stmt *stmt = channel_count ? st->read_channels : st->read_all;
+    sqlite3_bind_int64(stmt, 1, after);
+    sqlite3_bind_int64(stmt, 2, upto);
+    sqlite3_bind_int(stmt, 3, limit);
+    if (channel_count) {
+        for (size_t i = 0; i < LIMITS_CHANNELS_PER_STREAM; i++) {
+            if (i < channel_count)
+                sqlite3_bind_text(stmt, (int)i + 4, channels[i], (int)channel_lens[i],
+                                  SQLITE_STATIC);
+            else
+                sqlite3_bind_null(stmt, (int)i + 4);
+        }
+    }
+    int rc;
+    *count = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct store_row row = {
+            .id = sqlite3_column_int64(stmt, 0),
+            .channel = (const char *)sqlite3_column_text(stmt, 1),
+            .channel_len = (size_t)sqlite3_column_bytes(stmt, 1),
+            .event = (const char *)sqlite3_column_text(stmt, 2),
+            .event_len = (size_t)sqlite3_column_bytes(stmt, 2),
+            .is_blob = sqlite3_column_int(stmt, 4) != 0,
+        };
+        /* Fetch data in its own type: a BLOB must not be converted to text. */
+        row.data = row.is_blob ? sqlite3_column_blob(stmt, 3) : (const void *)sqlite3_column_text(stmt, 3);
+        row.data_len = (size_t)sqlite3_column_bytes(stmt, 3);
+        if (row.data == NULL)
+            row.data = "";
+        if (row.channel == NULL)
+            row.channel = "";
+        (*count)++;
+        fn(&row, ctx);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : step_error(rc);
+}
+
+/* Runs one-integer SQL that may legitimately find no row or no table. */
+static int64_t optional_integer(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+enum store_err store_bounds(struct store *st, struct store_bounds *out)
+{
+    /* One read transaction, so the three figures agree with each other. */
+    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return STORE_ERR_QUERY;
+    out->oldest_id = optional_integer(st->db, "SELECT coalesce(min(id), 0) FROM messages");
+    out->issued_max = optional_integer(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'");
+    out->pruned_through =
+        optional_integer(st->db, "SELECT value FROM litepush_meta WHERE key = 'pruned_through'");
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    return STORE_OK;
+}
+
+enum store_err store_insert(struct store *st, const char *channel, size_t channel_len,
+                            const char *event, size_t event_len, const void *data, size_t data_len,
+                            bool is_blob, int64_t *id)
+{
+    sqlite3_stmt *stmt = st->insert;
+    sqlite3_bind_text(stmt, 1, channel, (int)channel_len, SQLITE_STATIC);
+    if (event != NULL)
+        sqlite3_bind_text(stmt, 2, event, (int)event_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 2);
+    if (is_blob)
+        sqlite3_bind_blob64(stmt, 3, data, data_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_text64(stmt, 3, data, data_len, SQLITE_STATIC, SQLITE_UTF8);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return step_error(rc);
+    *id = sqlite3_last_insert_rowid(st->db);
+    return STORE_OK;
+}
+
+const char *store_errmsg(const struct store *st)
+{
+    return sqlite3_errmsg(st->db);
+}
+
+const char *store_strerror(enum store_err err)
+{
+    switch (err) {
+    case STORE_OK:
+        return "ok";
+    case STORE_ERR_OPEN:
+        return "cannot open database";
+    case STORE_ERR_SCHEMA:
+        return "cannot create schema";
+    case STORE_ERR_QUERY:
+        return "database query failed";
+    case STORE_ERR_BUSY:
+        return "database is locked";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,77 @@
+/* store: the message log in SQLite, and the only file that includes
+ * sqlite3.h. One struct store is one connection; it belongs to one thread
+ * (the event loop of each program) and is freed with store_close.
+ * Rows handed to callbacks point into SQLite's memory and are valid only
+ * during the callback. */
+#ifndef LITEPUSH_STORE_H
+#define LITEPUSH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_err {
+    STORE_OK = 0,
+    STORE_ERR_OPEN,   /* the file cannot be opened or created */
+    STORE_ERR_SCHEMA, /* not a database, or the schema cannot be created */
+    STORE_ERR_QUERY,  /* a statement failed (I/O error, corruption) */
+    STORE_ERR_BUSY    /* the database stayed locked past the busy timeout */
+};
+
+struct store_row {
+    int64_t id;
+    const char *channel;
+    size_t channel_len;
+    const char *event; /* NULL when the column is NULL */
+    size_t event_len;
+    const void *data;
+    size_t data_len;
+    bool is_blob; /* data is a BLOB value: binary, sent base64-encoded */
+};
+
+/* Called once per row, in id order. */
+typedef void store_row_fn(const struct store_row *row, void *ctx);
+
+/* Opens (creating if needed) the database at path, switches it to WAL and
+ * creates the schema. On failure returns NULL and writes a one-line reason
+ * into err[err_cap]. */
+struct store *store_open(const char *path, char *err, size_t err_cap);
+/* Closes the connection; NULL is a no-op. */
+void store_close(struct store *st);
+/* The file name of the database, as given to store_open. */
+const char *store_path(const struct store *st);
+
+/* PRAGMA data_version: changes whenever another connection commits. */
+enum store_err store_data_version(struct store *st, int64_t *version);
+/* The highest id now in the log (0 when empty). */
+enum store_err store_last_id(struct store *st, int64_t *id);
+
+/* Reads up to `limit` rows with after < id <= upto, in id order, from the
+ * given channels (channel_count 0 means every channel), calling fn for each.
+ * Sets *count to the number of rows read. */
+enum store_err store_read(struct store *st, int64_t after, int64_t upto, const char *const *channels,
+                          const size_t *channel_lens, size_t channel_count, int limit,
+                          store_row_fn *fn, void *ctx, int *count);
+
+/* What a resume needs to detect a gap: the oldest id still in the log (0
+ * when empty), the highest id ever issued (AUTOINCREMENT's sequence) and the
+ * highest id retention pruned (0 if never). */
+struct store_bounds {
+    int64_t oldest_id;
+    int64_t issued_max;
+    int64_t pruned_through;
+};
+enum store_err store_bounds(struct store *st, struct store_bounds *out);
+
+/* Inserts one row and returns its id in *id. event may be NULL. */
+enum store_err store_insert(struct store *st, const char *channel, size_t channel_len,
+                            const char *event, size_t event_len, const void *data, size_t data_len,
+                            bool is_blob, int64_t *id);
+
+/* The SQLite error message of the last failed call, for the log. */
+const char *store_errmsg(const struct store *st);
+const char *store_strerror(enum store_err err);
+
+#endif

@@ -1,0 +1,206 @@
+/* watcher: see watcher.h.
+ *
+ * NOTES: ids are taken to commit in increasing order, which SQLite's single
+ * writer guarantees for AUTOINCREMENT ids. A row inserted with an explicit
+ * id below the last one seen is not published live (it is still served to
+ * any later resume). */
+#include "watcher.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub.h"
+#include "limits.h"
+#include "loop.h"
+#include "store.h"
+
+/* With inotify working, the poll is only a safety net. */
+#define WATCHER_POLL_MS 500
+#define WATCHER_POLL_NO_INOTIFY_MS 20
+/* Retries after a wake-up that found no visible commit yet. */
+static const uint64_t RETRY_DELAYS_MS[] = {1, 2, 5, 20};
+
+struct watcher {
+    struct loop *loop;
+    struct store *store;
+    struct hub *hub;
+    struct loop_io inotify_io;
+    struct loop_timer poll_timer;
+    struct loop_timer retry_timer;
+    size_t retry_index;
+    int64_t data_version;
+    uint64_t woke_ms;
+    char *db_name; /* basename of the database file */
+    size_t db_name_len;
+    struct watcher_stats stats;
+};
+
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static void publish_row(const struct store_row *row, void *ctx)
+{
+    struct watcher *w = ctx;
+    w->stats.deliveries += hub_publish(w->hub, row);
+    w->stats.last_id = row->id;
+    w->stats.rows_published++;
+}
+
+static void read_new_rows(struct watcher *w)
+{
+    int count;
+    do {
+        enum store_err err = store_read(w->store, w->stats.last_id, INT64_MAX, NULL, NULL, 0,
+                                        LIMITS_BATCH_ROWS, publish_row, w, &count);
+        if (err != STORE_OK) {
+            fprintf(stderr, "litepush: watcher: reading the log: %s\n", store_errmsg(w->store));
+            return;
+        }
+    } while (count == LIMITS_BATCH_ROWS);
+}
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Returns 1 when a commit was found and published. */
+static int check(struct watcher *w)
+{
+    int64_t version;
+    if (store_data_version(w->store, &version) != STORE_OK)
+        return 0;
+    if (version == w->data_version)
+        return 0;
+    w->data_version = version;
+    read_new_rows(w);
+    w->stats.last_lag_ms = w->woke_ms ? clock_ms() - w->woke_ms : 0;
+    return 1;
+}
+
+void watcher_catch_up(struct watcher *w)
+{
+    read_new_rows(w);
+}
+
+static void on_retry(struct loop_timer *t)
+{
+    struct watcher *w = CONTAINER(t, struct watcher, retry_timer);
+    if (check(w) || ++w->retry_index == sizeof RETRY_DELAYS_MS / sizeof RETRY_DELAYS_MS[0])
+        return;
+    loop_timer_arm(w->loop, &w->retry_timer, RETRY_DELAYS_MS[w->retry_index]);
+}
+
+static void on_poll(struct loop_timer *t)
+{
+    struct watcher *w = CONTAINER(t, struct watcher, poll_timer);
+    w->woke_ms = 0;
+    check(w);
+    loop_timer_arm(w->loop, &w->poll_timer,
+                   w->stats.is_polling ? WATCHER_POLL_NO_INOTIFY_MS : WATCHER_POLL_MS);
+}
+
+static void on_inotify(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    struct watcher *w = CONTAINER(io, struct watcher, inotify_io);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int is_ours = 0;
+    ssize_t n;
+    /* Drain everything: one check covers any number of writes. */
+    while ((n = read(io->fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            /* Wake for "push.db" and "push.db-wal", not for other files. */
+            if (ev->len && strncmp(ev->name, w->db_name, w->db_name_len) == 0)
+                is_ours = 1;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    if (!is_ours)
+        return;
+    w->woke_ms = clock_ms();
+    if (!check(w)) {
+        w->retry_index = 0;
+        loop_timer_arm(w->loop, &w->retry_timer, RETRY_DELAYS_MS[0]);
+    }
+}
+
+struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub, char *err,
+                            size_t err_cap)
+{
+    struct watcher *w = calloc(1, sizeof *w);
+    char *path_copy = NULL;
+    if (w == NULL)
+        goto fail;
+    w->loop = loop;
+    w->store = store;
+    w->hub = hub;
+    w->inotify_io.fd = -1;
+    w->inotify_io.on_ready = on_inotify;
+    w->poll_timer.on_due = on_poll;
+    w->retry_timer.on_due = on_retry;
+    if (store_data_version(store, &w->data_version) != STORE_OK ||
+        store_last_id(store, &w->stats.last_id) != STORE_OK) {
+        snprintf(err, err_cap, "cannot read the log: %s", store_errmsg(store));
+        goto fail;
+    }
+    path_copy = strdup(store_path(store));
+    w->db_name = path_copy ? strdup(basename(path_copy)) : NULL;
+    if (w->db_name == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    w->db_name_len = strlen(w->db_name);
+    free(path_copy);
+    path_copy = strdup(store_path(store));
+    const char *dir = path_copy ? dirname(path_copy) : ".";
+    w->inotify_io.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->inotify_io.fd < 0 ||
+        inotify_add_watch(w->inotify_io.fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0 ||
+        loop_io_add(loop, &w->inotify_io, EPOLLIN) != 0) {
+        fprintf(stderr, "litepush: watcher: inotify on %s unavailable (%s); polling every %d ms\n",
+                dir, strerror(errno), WATCHER_POLL_NO_INOTIFY_MS);
+        w->stats.is_polling = 1;
+    }
+    free(path_copy);
+    loop_timer_arm(loop, &w->poll_timer,
+                   w->stats.is_polling ? WATCHER_POLL_NO_INOTIFY_MS : WATCHER_POLL_MS);
+    return w;
+fail:
+    free(path_copy);
+    watcher_free(w);
+    return NULL;
+}
+
+void watcher_free(struct watcher *w)
+{
+    if (w == NULL)
+        return;
+    loop_timer_cancel(w->loop, &w->poll_timer);
+    loop_timer_cancel(w->loop, &w->retry_timer);
+    if (w->inotify_io.fd >= 0) {
+        if (w->inotify_io.events)
+            loop_io_remove(w->loop, &w->inotify_io);
+        close(w->inotify_io.fd);
+    }
+    free(w->db_name);
+    free(w);
+}
+
+int64_t watcher_last_id(const struct watcher *w)
+{
+    return w->stats.last_id;
+}
+
+void watcher_get_stats(const struct watcher *w, struct watcher_stats *out)
+{
+    *out = w->stats;
+}

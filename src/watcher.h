@@ -1,0 +1,44 @@
+/* watcher: notices commits to the log at once and publishes each new row to
+ * the hub, exactly once per process, in id order.
+ *
+ * How: inotify on the database's directory wakes it when the WAL file (or
+ * the database file) is written; PRAGMA data_version then says whether a
+ * commit is visible; a short retry covers the microseconds between a WAL
+ * write and the commit becoming visible, and a slow poll covers file systems
+ * without inotify. The watcher belongs to one loop thread and borrows the
+ * loop, store and hub, which must outlive it. */
+#ifndef LITEPUSH_WATCHER_H
+#define LITEPUSH_WATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct store;
+struct hub;
+struct watcher;
+
+struct watcher_stats {
+    int64_t last_id;         /* highest id published to the hub */
+    uint64_t rows_published; /* rows read from the log since start */
+    uint64_t deliveries;     /* rows x subscribers */
+    uint64_t last_lag_ms;    /* from wake-up to rows published, last batch */
+    int is_polling;          /* 1 when inotify is unavailable */
+};
+
+/* Starts watching; publishes only rows committed after this call.
+ * Returns NULL with a reason in err[err_cap] on failure. */
+struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub, char *err,
+                            size_t err_cap);
+void watcher_free(struct watcher *w);
+
+/* Reads and publishes whatever was committed since the last check. Call it
+ * after this process wrote to the log itself (data_version does not change
+ * for a connection's own commits). */
+void watcher_catch_up(struct watcher *w);
+
+/* The highest id published so far: rows above it will reach the hub. */
+int64_t watcher_last_id(const struct watcher *w);
+void watcher_get_stats(const struct watcher *w, struct watcher_stats *out);
+
+#endif
