@@ -27,6 +27,7 @@ struct channel {
 struct hub {
     hub_encode_fn *encoders[HUB_MAX_FORMATS];
     size_t format_count;
+    void *encode_ctx;
     struct channel **buckets;
     size_t bucket_count; /* a power of two */
     size_t channel_count;
@@ -50,13 +51,14 @@ static uint64_t hash_name(const char *s, size_t len)
     return h;
 }
 
-struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count)
+struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx)
 {
     struct hub *hub = calloc(1, sizeof *hub);
     if (hub == NULL || format_count > HUB_MAX_FORMATS)
         goto fail;
     memcpy(hub->encoders, encoders, format_count * sizeof *encoders);
     hub->format_count = format_count;
+    hub->encode_ctx = encode_ctx;
     hub->bucket_count = 256;
     hub->buckets = calloc(hub->bucket_count, sizeof *hub->buckets);
     if (hub->buckets == NULL)
@@ -197,6 +199,11 @@ size_t hub_publish(struct hub *hub, const struct store_row *row)
     return n;
 }
 
+struct payload *hub_encode(struct hub *hub, size_t format, const struct store_row *row)
+{
+    return format < hub->format_count ? hub->encoders[format](row, hub->encode_ctx) : NULL;
+}
+
 const struct store_row *hub_delivery_row(const struct hub_delivery *d)
 {
     return d->row;
@@ -207,7 +214,7 @@ struct payload *hub_delivery_payload(struct hub_delivery *d, size_t format)
     if (format >= d->hub->format_count)
         return NULL;
     if (d->payloads[format] == NULL)
-        d->payloads[format] = d->hub->encoders[format](d->row);
+        d->payloads[format] = d->hub->encoders[format](d->row, d->hub->encode_ctx);
     return d->payloads[format];
 }
 

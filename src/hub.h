@@ -24,13 +24,15 @@ struct hub;
 struct hub_sub;
 struct hub_delivery;
 
-/* Encodes a row into a new payload (refs = 1) or returns NULL when out of memory. */
-typedef struct payload *hub_encode_fn(const struct store_row *row);
+/* Encodes a row into a new payload (refs = 1) or returns NULL when out of
+ * memory. ctx is the encode_ctx given to hub_new. */
+typedef struct payload *hub_encode_fn(const struct store_row *row, void *ctx);
 /* Delivers one row to one subscriber. */
 typedef void hub_deliver_fn(void *subscriber, struct hub_delivery *delivery);
 
-/* encoders[0..format_count) are the wire formats of this process. */
-struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count);
+/* encoders[0..format_count) are the wire formats of this process; each is
+ * called with encode_ctx (borrowed, e.g. the store for SQLite's JSON). */
+struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx);
 /* Frees the hub and every subscription still in it; NULL is a no-op. */
 void hub_free(struct hub *hub);
 
@@ -43,6 +45,10 @@ void hub_unsubscribe(struct hub *hub, struct hub_sub *sub);
 
 /* Delivers row to every subscriber of its channel. Returns how many. */
 size_t hub_publish(struct hub *hub, const struct store_row *row);
+
+/* Encodes row in `format` outside a delivery (a replay): a new payload
+ * (refs = 1) that the caller unrefs, or NULL when out of memory. */
+struct payload *hub_encode(struct hub *hub, size_t format, const struct store_row *row);
 
 /* During a deliver callback: the row, and its bytes in format `format`
  * (borrowed: take payload_ref to keep them). NULL when out of memory. */

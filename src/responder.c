@@ -1,12 +1,9 @@
 /* responder: SSE streams on the event loop.
  *
- * A stream is REPLAYING until its cursor reaches the watcher's last id, then
- * LIVE. While replaying it ignores the hub: every row it skips is at or
- * below the watcher's last id, so the next replay batch reads it from the
- * log. Live rows are queued only above the cursor. Together: no gap, no
- * duplicate, whatever is inserted during a replay.
+ * Each stream holds a feed (feed.h), which does resume, replay and live
+ * delivery; this file turns what the feed queues into FastCGI records.
  *
- * Replay goes one batch at a time, only while the stream's queue is short,
+ * Replay goes one batch at a time, only once the stream has written the last,
  * and is driven by EPOLLOUT: a reconnect after a long outage neither builds
  * an unbounded queue nor starves the other streams.
  *
@@ -31,6 +28,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "feed.h"
 #include "fcgi_record.h"
 #include "hub.h"
 #include "limits.h"
@@ -43,32 +41,22 @@
 
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define TICK_MS 1000
-/* Replay reads the next batch only when less than this is queued. */
-#define REPLAY_LOW_WATER (64 * 1024)
 /* Bytes one stream may write per wake-up before others get their turn. */
 #define WRITE_BUDGET (256 * 1024)
-
-enum stream_state { STREAM_REPLAYING, STREAM_LIVE };
 
 struct stream {
     struct loop_io io;
     struct responder *r;
-    enum stream_state state;
+    struct feed feed;
     bool is_closing;
     bool is_dirty;
     bool is_clean_end; /* write END_REQUEST before closing */
     uint16_t request_id;
-    int64_t cursor; /* highest id queued (or skipped as already seen) */
     struct outq out;
     uint64_t last_queued_ms;
     struct stream *idle_prev, *idle_next; /* by last_queued_ms, oldest first */
     struct stream *dirty_next;
     struct stream *closing_next;
-    size_t channel_count;
-    struct hub_sub *subs[LIMITS_CHANNELS_PER_STREAM];
-    const char *channels[LIMITS_CHANNELS_PER_STREAM]; /* into names[] */
-    size_t channel_lens[LIMITS_CHANNELS_PER_STREAM];
-    char names[];
 };
 
 struct responder {
@@ -76,6 +64,7 @@ struct responder {
     struct store *store;
     struct hub *hub;
     struct watcher *watcher;
+    struct feed_source source;
     struct responder_config cfg;
     struct loop_timer tick;
     struct payload *heartbeat;
@@ -90,8 +79,9 @@ static void on_stream_io(struct loop_io *io, uint32_t events);
 /* ---- encoding ---------------------------------------------------------- */
 
 /* A row as SSE bytes; a BLOB is base64-encoded first (documented). */
-static struct payload *encode_row(const struct store_row *row)
+static struct payload *encode_row(const struct store_row *row, void *ctx)
 {
+    (void)ctx;
     char *b64 = NULL;
     struct sse_event ev = {.id = row->id,
                            .event = row->event,
@@ -145,6 +135,7 @@ static void mark_closing(struct stream *s, bool is_clean_end)
     if (s->is_closing)
         return;
     s->is_closing = true;
+    s->feed.is_muted = true;
     s->is_clean_end = is_clean_end;
     s->closing_next = s->r->closing;
     s->r->closing = s;
@@ -195,50 +186,16 @@ static void queue_event(struct stream *s, struct payload *p)
     }
 }
 
-static void deliver_live(void *subscriber, struct hub_delivery *d)
+/* The feed's callback: every row, replayed or live, arrives here. */
+static void on_feed_row(struct feed *f, struct payload *p)
 {
-    struct stream *s = subscriber;
-    const struct store_row *row = hub_delivery_row(d);
-    if (s->state != STREAM_LIVE || s->is_closing || row->id <= s->cursor)
-        return;
-    s->cursor = row->id;
-    queue_event(s, hub_delivery_payload(d, 0));
+    queue_event(CONTAINER(f, struct stream, feed), p);
 }
 
-/* ---- replay ------------------------------------------------------------ */
-
-static void replay_row(const struct store_row *row, void *ctx)
-{
-    struct stream *s = ctx;
-    if (s->is_closing)
-        return;
-    struct payload *p = encode_row(row);
-    s->cursor = row->id;
-    queue_event(s, p);
-    payload_unref(p);
-}
-
-/* Reads the next batch of missed rows; goes live when it has caught up. */
 static void replay_step(struct stream *s)
 {
-    int64_t upto = watcher_last_id(s->r->watcher);
-    int count = 0;
-    if (s->cursor < upto) {
-        enum store_err err =
-            store_read(s->r->store, s->cursor, upto, s->channels, s->channel_lens, s->channel_count,
-                       LIMITS_BATCH_ROWS, replay_row, s, &count);
-        if (err != STORE_OK) {
-            fprintf(stderr, "litepush: replay: %s\n", store_errmsg(s->r->store));
-            mark_closing(s, false);
-            return;
-        }
-    }
-    if (count < LIMITS_BATCH_ROWS) {
-        /* Nothing above the cursor up to `upto` is left in these channels. */
-        if (s->cursor < upto)
-            s->cursor = upto;
-        s->state = STREAM_LIVE;
-    }
+    if (feed_replay_step(&s->feed) != STORE_OK)
+        mark_closing(s, false);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -248,7 +205,7 @@ static void flush(struct stream *s)
     if (s->is_closing)
         return;
     enum outq_result res = outq_flush(&s->out, s->io.fd, WRITE_BUDGET);
-    if (res == OUTQ_EMPTY && s->state == STREAM_REPLAYING) {
+    if (res == OUTQ_EMPTY && !s->feed.is_live) {
         replay_step(s);
         res = outq_flush(&s->out, s->io.fd, WRITE_BUDGET);
     }
@@ -258,7 +215,7 @@ static void flush(struct stream *s)
     }
     /* Wait for room when blocked; keep EPOLLOUT while replaying so the next
      * batch follows as soon as this one is written. */
-    bool want_out = res == OUTQ_BLOCKED || s->state == STREAM_REPLAYING;
+    bool want_out = res == OUTQ_BLOCKED || !s->feed.is_live;
     loop_io_modify(s->r->loop, &s->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
 }
 
@@ -287,8 +244,7 @@ static void on_stream_io(struct loop_io *io, uint32_t events)
 static void free_stream(struct stream *s)
 {
     struct responder *r = s->r;
-    for (size_t i = 0; i < s->channel_count; i++)
-        hub_unsubscribe(r->hub, s->subs[i]);
+    feed_close(&s->feed);
     if (s->is_clean_end) {
         /* Best effort: a full socket just ends without the trailer. */
         uint8_t end[FCGI_RECORD_END_REQUEST_LEN];
@@ -346,48 +302,6 @@ static void on_tick(struct loop_timer *t)
     loop_timer_arm(r->loop, &r->tick, TICK_MS);
 }
 
-/* Decides where a resume starts and whether the client must be told of a
- * gap first (CONTRACT: litepush.reset, never a silent gap). */
-static int64_t resume_point(struct responder *r, int64_t requested, const char **reason)
-{
-    struct store_bounds b = {0};
-    *reason = NULL;
-    if (store_bounds(r->store, &b) != STORE_OK)
-        return requested;
-    int64_t issued = b.issued_max > watcher_last_id(r->watcher) ? b.issued_max
-                                                                 : watcher_last_id(r->watcher);
-    if (requested > issued) {
-        *reason = "ahead-of-log"; /* the database was replaced or restored */
-        return issued;
-    }
-    int64_t first_missing_ok = b.oldest_id ? b.oldest_id - 1 : issued;
-    if (requested < first_missing_ok) {
-        *reason = "history-pruned";
-        return first_missing_ok;
-    }
-    return requested;
-}
-
-static bool queue_reset(struct stream *s, const char *reason, int64_t requested, int64_t after)
-{
-    char data[160];
-    int n = snprintf(data, sizeof data,
-                     "{\"reason\":\"%s\",\"lastEventId\":%lld,\"continueAfter\":%lld}", reason,
-                     (long long)requested, (long long)after);
-    struct sse_event ev = {.id = after,
-                           .event = "litepush.reset",
-                           .event_len = sizeof "litepush.reset" - 1,
-                           .data = data,
-                           .data_len = (size_t)n};
-    struct payload *p = payload_new(sse_event_len(&ev));
-    if (p == NULL)
-        return false;
-    sse_encode_event(&ev, p->bytes);
-    bool ok = queue_payload(s, p);
-    payload_unref(p);
-    return ok;
-}
-
 static bool queue_headers(struct stream *s)
 {
     char head[256];
@@ -409,10 +323,7 @@ static bool queue_headers(struct stream *s)
 
 void responder_adopt(struct responder *r, const struct responder_request *req)
 {
-    size_t names_len = 0;
-    for (size_t i = 0; i < req->query.channel_count; i++)
-        names_len += req->query.channel_lens[i];
-    struct stream *s = calloc(1, sizeof *s + names_len);
+    struct stream *s = calloc(1, sizeof *s);
     if (s == NULL) {
         close(req->fd);
         return;
@@ -425,33 +336,14 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     r->stats.streams_open++;
     r->stats.streams_total++;
     idle_append(r, s);
-    char *name = s->names;
-    for (size_t i = 0; i < req->query.channel_count; i++) {
-        memcpy(name, req->query.channels[i], req->query.channel_lens[i]);
-        s->channels[i] = name;
-        s->channel_lens[i] = req->query.channel_lens[i];
-        name += req->query.channel_lens[i];
-        s->subs[i] = hub_subscribe(r->hub, s->channels[i], s->channel_lens[i], deliver_live, s);
-        if (s->subs[i] == NULL)
-            goto fail;
-        s->channel_count = i + 1;
-    }
     if (loop_io_add(r->loop, &s->io, EPOLLIN | EPOLLRDHUP) != 0 || !queue_headers(s))
         goto fail;
-
+    /* The Last-Event-ID header wins: a browser reconnects with the URL it
+     * started with (lastEventId from then) and a newer header. */
     bool has_resume = req->has_header_id || req->query.has_last_event_id;
-    int64_t requested = req->has_header_id ? req->header_id : req->query.last_event_id;
-    if (has_resume) {
-        const char *reason;
-        s->cursor = resume_point(r, requested, &reason);
-        if (reason != NULL && !queue_reset(s, reason, requested, s->cursor))
-            goto fail;
-        s->state = STREAM_REPLAYING;
-        replay_step(s);
-    } else {
-        s->cursor = watcher_last_id(r->watcher);
-        s->state = STREAM_LIVE;
-    }
+    int64_t resume_id = req->has_header_id ? req->header_id : req->query.last_event_id;
+    if (!feed_open(&s->feed, &r->source, &req->query, has_resume, resume_id, 0, on_feed_row))
+        goto fail;
     mark_dirty(s);
     return;
 fail:
@@ -471,7 +363,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     r->store = store;
     r->cfg = *cfg;
     r->tick.on_due = on_tick;
-    r->hub = hub_new(ENCODERS, 1);
+    r->hub = hub_new(ENCODERS, 1, NULL);
     r->heartbeat = payload_new(SSE_HEARTBEAT_LEN);
     if (r->hub == NULL || r->heartbeat == NULL) {
         snprintf(err, err_cap, "out of memory");
@@ -481,6 +373,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     r->watcher = watcher_new(loop, store, r->hub, err, err_cap);
     if (r->watcher == NULL)
         goto fail;
+    r->source = (struct feed_source){.hub = r->hub, .store = store, .watcher = r->watcher};
     loop_set_after(loop, after_batch, r);
     loop_timer_arm(loop, &r->tick, TICK_MS);
     return r;
