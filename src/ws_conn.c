@@ -1,0 +1,602 @@
+/* ws_conn: one WebSocket connection (see ws_conn.h).
+ *
+ * States: HANDSHAKE (collecting the request head, bounded in size and
+ * time), OPEN, CLOSING (our close frame is queued or sent: nothing else is
+ * ever sent after it, RFC 6455 §5.5.1; we read until the peer closes or a
+ * deadline passes). A connection is freed only from the after-batch hook.
+ *
+ * Memory while idle: this struct and its feed only. The handshake buffer is
+ * freed after the 101, a message buffer exists only while a client message
+ * is in flight, and the inflater's zlib state only while a compressed
+ * message is being inflated (we answer client_no_context_takeover).
+ *
+ * Outgoing rows use the hub's shared payloads: the per-connection part is
+ * the 2-10 byte frame header kept in the queue item.
+ *
+ * NOTES: a client that cannot keep up (queue over the cap) is cut off
+ * without a close frame, since its queue cannot take one; the client sees
+ * 1006 and resumes with lastEventId. A binary message from a client is
+ * published as a BLOB to the first channel of its URL. */
+#include "ws_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "deflate.h"
+#include "hub.h"
+#include "limits.h"
+#include "loop.h"
+#include "outq.h"
+#include "payload.h"
+#include "query.h"
+#include "store.h"
+#include "utf8.h"
+#include "watcher.h"
+#include "ws_frame.h"
+#include "ws_handshake.h"
+
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+/* Reads per wake-up before other connections get their turn. */
+#define READS_PER_WAKE 4
+#define WRITE_BUDGET (256 * 1024)
+/* How long we wait for the peer's close frame or end of stream. */
+#define CLOSE_TIMEOUT_MS 3000
+
+static const char *const SUBPROTOCOLS[] = {"litepush.v1"};
+
+enum conn_state { CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING };
+
+struct ws_conn {
+    struct loop_io io;
+    struct ws_shared *sh;
+    enum conn_state state;
+    bool is_closing;   /* marked for freeing */
+    bool is_dirty;
+    bool is_blocked;   /* waiting for EPOLLOUT */
+    bool is_deflate;   /* permessage-deflate was agreed */
+    bool is_awaiting_pong;
+    bool is_wr_shut;   /* our close frame went out and we shut down writing */
+    bool is_peer_loopback;
+    uint64_t since_ms; /* state change, for the handshake and close deadlines */
+    uint64_t last_rx_ms;
+    uint64_t ping_sent_ms;
+    /* handshake */
+    char *head;
+    size_t head_len;
+    struct ws_handshake_state hs;
+    /* frames from the client */
+    struct ws_frame_decoder dec;
+    struct deflate_buf msg; /* the data message in flight */
+    struct utf8_state utf8;
+    struct deflate_inflater inflater;
+    uint8_t control[LIMITS_WS_CONTROL_PAYLOAD];
+    uint8_t control_len;
+    /* rows to the client */
+    struct feed feed;
+    struct outq out;
+    struct ws_conn *next, *prev; /* all connections */
+    struct ws_conn *dirty_next;
+    struct ws_conn *closing_next;
+};
+
+static void mark_closing(struct ws_conn *c)
+{
+    if (c->is_closing)
+        return;
+    c->is_closing = true;
+    c->feed.is_muted = true;
+    c->closing_next = c->sh->closing;
+    c->sh->closing = c;
+}
+
+static void mark_dirty(struct ws_conn *c)
+{
+    if (c->is_dirty || c->is_closing)
+        return;
+    c->is_dirty = true;
+    c->dirty_next = c->sh->dirty;
+    c->sh->dirty = c;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void check_queue_cap(struct ws_conn *c)
+{
+    if (c->out.bytes <= c->sh->cfg->queue_cap)
+        return;
+    fprintf(stderr, "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
+                    "client too slow; it can resume with lastEventId\n",
+            c->io.fd, c->out.bytes, c->sh->cfg->queue_cap);
+    c->sh->stats->dropped_slow++;
+    mark_closing(c);
+}
+
+/* Queues one whole frame whose payload is a shared payload. */
+static void queue_frame_payload(struct ws_conn *c, enum ws_frame_opcode op, bool is_rsv1,
+                                struct payload *p)
+{
+    uint8_t header[WS_FRAME_SERVER_HEADER_MAX];
+    size_t header_len = ws_frame_header_encode(header, op, true, is_rsv1, p->len);
+    if (header_len == 0 || !outq_push(&c->out, header, header_len, p, 0, p->len)) {
+        mark_closing(c);
+        return;
+    }
+    mark_dirty(c);
+    check_queue_cap(c);
+}
+
+/* Queues a small frame (control frames, error replies) by copy. */
+static void queue_frame_copy(struct ws_conn *c, enum ws_frame_opcode op, const void *data,
+                             size_t len)
+{
+    struct payload *p = payload_new(len);
+    if (p == NULL) {
+        mark_closing(c);
+        return;
+    }
+    memcpy(p->bytes, data, len);
+    queue_frame_payload(c, op, false, p);
+    payload_unref(p);
+}
+
+static void on_feed_row(struct feed *f, struct payload *p)
+{
+    struct ws_conn *c = CONTAINER(f, struct ws_conn, feed);
+    if (p == NULL) {
+        mark_closing(c);
+        return;
+    }
+    c->sh->stats->frames_sent++;
+    queue_frame_payload(c, WS_FRAME_OP_TEXT, c->is_deflate, p);
+}
+
+/* Sends our close frame and stops everything else (RFC 6455 §5.5.1, §7.1.7). */
+static void start_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CONN_CLOSING || c->is_closing)
+        return;
+    uint8_t body[LIMITS_WS_CONTROL_PAYLOAD];
+    size_t n = ws_frame_close_payload(body, code, (const uint8_t *)reason,
+                                      reason ? strlen(reason) : 0);
+    queue_frame_copy(c, WS_FRAME_OP_CLOSE, body, n);
+    c->state = CONN_CLOSING;
+    c->since_ms = loop_now_ms(c->sh->loop);
+    feed_close(&c->feed);
+}
+
+void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    start_close(c, code, reason);
+}
+
+void ws_conn_flush(struct ws_conn *c)
+{
+    if (c->is_closing || c->is_wr_shut)
+        return;
+    enum outq_result res = outq_flush(&c->out, c->io.fd, WRITE_BUDGET);
+    if (res == OUTQ_EMPTY && c->state == CONN_OPEN && !c->feed.is_live) {
+        if (feed_replay_step(&c->feed) != STORE_OK) {
+            start_close(c, 1011, "cannot read the log");
+        }
+        if (!c->is_closing)
+            res = outq_flush(&c->out, c->io.fd, WRITE_BUDGET);
+    }
+    if (res == OUTQ_ERROR) {
+        mark_closing(c);
+        return;
+    }
+    if (res == OUTQ_EMPTY && c->state == CONN_CLOSING) {
+        /* Our close frame is out: half-close and wait for the peer's end. */
+        shutdown(c->io.fd, SHUT_WR);
+        c->is_wr_shut = true;
+    }
+    bool want_out = res == OUTQ_BLOCKED || (c->state == CONN_OPEN && !c->feed.is_live);
+    loop_io_modify(c->sh->loop, &c->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
+}
+
+/* ---- handshake --------------------------------------------------------- */
+
+/* Writes an HTTP refusal and closes: the socket is fresh, so a small
+ * response fits in its buffer; if not, the client gets a reset instead. */
+static void refuse(struct ws_conn *c, int status, const char *reason, unsigned retry_after_s)
+{
+    char resp[512];
+    long n = ws_handshake_write_error(resp, sizeof resp, status, reason, retry_after_s);
+    if (n > 0 && write(c->io.fd, resp, (size_t)n) < 0) {
+        /* the client is gone already; nothing to tell it */
+    }
+    mark_closing(c);
+}
+
+static bool origin_allowed(const struct ws_config *cfg, const struct ws_handshake_req *req)
+{
+    if (cfg->origin_count == 0)
+        return true;
+    if (req->origin.ptr == NULL)
+        return false;
+    for (size_t i = 0; i < cfg->origin_count; i++)
+        if (strlen(cfg->origins[i]) == req->origin.len &&
+            memcmp(cfg->origins[i], req->origin.ptr, req->origin.len) == 0)
+            return true;
+    return false;
+}
+
+/* The request head is complete and valid: answer 101 and open the feed. */
+static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *req)
+{
+    const struct ws_config *cfg = c->sh->cfg;
+    if (!origin_allowed(cfg, req)) {
+        refuse(c, 403, "origin not allowed", 0);
+        return;
+    }
+    char *scratch = malloc(req->query.len + 1);
+    struct query_request q;
+    enum query_err qerr = QUERY_ERR_TOO_LONG;
+    if (scratch != NULL)
+        qerr = query_parse(req->query.ptr ? req->query.ptr : "", req->query.len, scratch, &q);
+    if (qerr != QUERY_OK) {
+        refuse(c, 400, query_strerror(qerr), 0);
+        free(scratch);
+        return;
+    }
+    struct ws_handshake_pmd pmd = {0};
+    if (cfg->is_deflate_enabled) {
+        struct ws_handshake_pmd_policy policy = {.is_client_no_context_takeover_forced = true};
+        ws_handshake_negotiate_deflate(req->extensions, req->extension_count, &policy, &pmd);
+        /* Rows are compressed once, with a 32 KiB window, for everyone: a
+         * client that needs a smaller server window goes uncompressed. */
+        if (pmd.is_accepted && pmd.server_max_window_bits < 15)
+            pmd.is_accepted = false;
+    }
+    struct ws_handshake_slice proto = {0};
+    bool has_proto = ws_handshake_select_protocol(req, SUBPROTOCOLS, 1, &proto);
+    char resp[1024];
+    long n = ws_handshake_write_101(resp, sizeof resp, req, has_proto ? proto.ptr : NULL,
+                                    has_proto ? proto.len : 0,
+                                    pmd.is_accepted ? pmd.response : NULL);
+    if (n < 0 || !outq_push_copy(&c->out, resp, (size_t)n)) {
+        free(scratch);
+        mark_closing(c);
+        return;
+    }
+    c->is_deflate = pmd.is_accepted;
+    if (c->is_deflate)
+        deflate_inflater_init(&c->inflater, pmd.client_max_window_bits ? pmd.client_max_window_bits : 15,
+                              true);
+    c->state = CONN_OPEN;
+    c->since_ms = loop_now_ms(c->sh->loop);
+    bool ok = feed_open(&c->feed, &c->sh->source, &q, q.has_last_event_id, q.last_event_id,
+                        c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
+    free(scratch);
+    if (!ok) {
+        start_close(c, 1011, "cannot open the feed");
+        return;
+    }
+    mark_dirty(c);
+}
+
+/* Takes handshake bytes; returns how many of buf were used by the head
+ * (the rest are frames), or -1 when the connection is done with. */
+static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
+{
+    if (c->head == NULL && (c->head = malloc(LIMITS_WS_HANDSHAKE_MAX)) == NULL) {
+        mark_closing(c);
+        return -1;
+    }
+    size_t room = LIMITS_WS_HANDSHAKE_MAX - c->head_len;
+    size_t take = len < room ? len : room;
+    memcpy(c->head + c->head_len, buf, take);
+    size_t before = c->head_len;
+    c->head_len += take;
+    struct ws_handshake_req req;
+    long r = ws_handshake_parse(&c->hs, c->head, c->head_len, LIMITS_WS_HANDSHAKE_MAX, &req);
+    if (r == WS_HANDSHAKE_NEED_MORE)
+        return (long)take;
+    if (r == WS_HANDSHAKE_INVALID) {
+        refuse(c, ws_handshake_status(req.err), ws_handshake_strerror(req.err), 0);
+        return -1;
+    }
+    accept_handshake(c, &req);
+    free(c->head);
+    c->head = NULL;
+    if (c->state != CONN_OPEN)
+        return -1;
+    return r - (long)before; /* bytes of buf that belonged to the head */
+}
+
+/* ---- messages from the client ------------------------------------------ */
+
+static void reply_error(struct ws_conn *c, const char *reason)
+{
+    char body[256];
+    /* Our reasons are fixed English sentences without quotes or
+     * backslashes, so they need no JSON escaping. */
+    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", reason);
+    queue_frame_copy(c, WS_FRAME_OP_TEXT, body, (size_t)n);
+}
+
+static void publish(struct ws_conn *c, bool is_text)
+{
+    struct ws_shared *sh = c->sh;
+    if (!sh->cfg->is_publish_allowed) {
+        reply_error(c, "publishing is not enabled on this server");
+        return;
+    }
+    int64_t id;
+    const char *reason = NULL;
+    enum store_err err;
+    if (is_text) {
+        err = store_publish_json(sh->store, (const char *)c->msg.data, c->msg.len, &id, &reason);
+    } else {
+        const char *channel = c->feed.channel_count ? c->feed.channels[0] : "default";
+        size_t channel_len = c->feed.channel_count ? c->feed.channel_lens[0] : 7;
+        err = store_insert(sh->store, channel, channel_len, NULL, 0, c->msg.data ? (void *)c->msg.data : "",
+                           c->msg.len, true, &id);
+    }
+    if (err == STORE_ERR_INPUT) {
+        reply_error(c, reason);
+        return;
+    }
+    if (err != STORE_OK) {
+        fprintf(stderr, "litepush-ws: publish failed: %s\n", store_errmsg(sh->store));
+        reply_error(c, err == STORE_ERR_BUSY ? "database is busy, try again"
+                                             : "database error, message not stored");
+        return;
+    }
+    sh->stats->published++;
+    /* Our own commit does not change data_version for our connection:
+     * publish it now, to the sender and everyone else. */
+    watcher_catch_up(sh->watcher);
+}
+
+static void end_message(struct ws_conn *c)
+{
+    c->msg.len = 0;
+    deflate_buf_free(&c->msg);
+    c->utf8 = (struct utf8_state){0};
+    deflate_inflater_trim(&c->inflater);
+}
+
+static void fail(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    fprintf(stderr, "litepush-ws: fd %d: closing with %u: %s\n", c->io.fd, code, reason);
+    start_close(c, code, reason);
+}
+
+/* Appends data to the message in flight (already bounded by the decoder
+ * or the inflater) and validates text as it arrives (RFC 6455 §8.1: fail
+ * as soon as the bytes cannot be UTF-8). */
+static bool append_message(struct ws_conn *c, const struct ws_frame_chunk *ch)
+{
+    size_t old_len = c->msg.len;
+    if (ch->is_compressed) {
+        enum deflate_err e = deflate_inflate(&c->inflater, ch->data, ch->len, ch->is_message_end,
+                                             c->sh->cfg->max_message, &c->msg);
+        if (e != DEFLATE_OK) {
+            fail(c, (uint16_t)deflate_close_code(e), deflate_strerror(e));
+            return false;
+        }
+    } else if (ch->len > 0) {
+        if (c->msg.cap - c->msg.len < ch->len) {
+            size_t cap = c->msg.cap ? c->msg.cap : 256;
+            while (cap - c->msg.len < ch->len)
+                cap *= 2;
+            uint8_t *data = realloc(c->msg.data, cap);
+            if (data == NULL) {
+                fail(c, 1011, "out of memory");
+                return false;
+            }
+            c->msg.data = data;
+            c->msg.cap = cap;
+        }
+        memcpy(c->msg.data + c->msg.len, ch->data, ch->len);
+        c->msg.len += ch->len;
+    }
+    if (ch->message_opcode == WS_FRAME_OP_TEXT) {
+        enum utf8_result u = utf8_feed(&c->utf8, c->msg.data + old_len, c->msg.len - old_len);
+        if (u == UTF8_INVALID || (ch->is_message_end && u != UTF8_COMPLETE)) {
+            fail(c, 1007, ws_frame_strerror(WS_FRAME_ERR_TEXT_UTF8));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_control(struct ws_conn *c, enum ws_frame_opcode op)
+{
+    if (op == WS_FRAME_OP_PING) {
+        if (c->state == CONN_OPEN)
+            queue_frame_copy(c, WS_FRAME_OP_PONG, c->control, c->control_len);
+    } else if (op == WS_FRAME_OP_PONG) {
+        c->is_awaiting_pong = false;
+    } else if (op == WS_FRAME_OP_CLOSE) {
+        struct ws_frame_close cl;
+        enum ws_frame_err e = ws_frame_close_parse(c->control, c->control_len, &cl);
+        if (e != WS_FRAME_OK) {
+            fail(c, ws_frame_err_close_code(e), ws_frame_strerror(e));
+        } else if (c->state == CONN_CLOSING) {
+            mark_closing(c); /* the answer to our close: done */
+        } else {
+            /* Echo the code (RFC 6455 §5.5.1); a close without one gets
+             * an empty close back. */
+            start_close(c, cl.code == WS_FRAME_CLOSE_NO_STATUS ? 0 : cl.code, NULL);
+        }
+    }
+}
+
+static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
+{
+    if (ch->opcode >= WS_FRAME_OP_CLOSE) {
+        if (ch->offset == 0)
+            c->control_len = 0;
+        memcpy(c->control + c->control_len, ch->data, ch->len); /* <= 125 by §5.5 */
+        c->control_len = (uint8_t)(c->control_len + ch->len);
+        if (ch->is_frame_end)
+            on_control(c, ch->opcode);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return; /* data after our close frame is read and dropped */
+    if (!append_message(c, ch))
+        return;
+    if (ch->is_message_end) {
+        publish(c, ch->message_opcode == WS_FRAME_OP_TEXT);
+        end_message(c);
+    }
+}
+
+static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
+{
+    while (len > 0 && !c->is_closing) {
+        struct ws_frame_chunk ch;
+        ptrdiff_t n = ws_frame_decode(&c->dec, buf, len, c->sh->cfg->max_message, c->is_deflate, &ch);
+        if (n == WS_FRAME_NEED_MORE)
+            return;
+        if (n < 0) {
+            enum ws_frame_err e = (enum ws_frame_err)n;
+            if (c->state == CONN_CLOSING)
+                mark_closing(c); /* no second close frame: just end */
+            else
+                fail(c, ws_frame_err_close_code(e), ws_frame_strerror(e));
+            return;
+        }
+        on_chunk(c, &ch);
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static void on_io(struct loop_io *io, uint32_t events)
+{
+    struct ws_conn *c = CONTAINER(io, struct ws_conn, io);
+    if (c->is_closing)
+        return;
+    if (events & EPOLLOUT)
+        ws_conn_flush(c);
+    if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
+    struct ws_shared *sh = c->sh;
+    for (int i = 0; i < READS_PER_WAKE && !c->is_closing; i++) {
+        ssize_t n = read(io->fd, sh->read_buf, sh->read_cap);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            mark_closing(c); /* end of stream or reset: nothing more to say */
+            break;
+        }
+        c->last_rx_ms = loop_now_ms(sh->loop);
+        uint8_t *buf = sh->read_buf;
+        size_t len = (size_t)n;
+        if (c->state == CONN_HANDSHAKE) {
+            long used = take_handshake(c, buf, len);
+            if (used < 0)
+                break;
+            buf += used;
+            len -= (size_t)used;
+        }
+        take_frames(c, buf, len);
+        if ((size_t)n < sh->read_cap)
+            break;
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
+{
+    struct ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        return false;
+    }
+    c->sh = sh;
+    c->io.fd = fd;
+    c->io.on_ready = on_io;
+    c->is_peer_loopback = is_peer_loopback;
+    c->since_ms = c->last_rx_ms = loop_now_ms(sh->loop);
+    if (loop_io_add(sh->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
+        close(fd);
+        free(c);
+        return false;
+    }
+    c->next = sh->all;
+    if (sh->all)
+        sh->all->prev = c;
+    sh->all = c;
+    sh->stats->connections_open++;
+    sh->stats->connections_total++;
+    return true;
+}
+
+void ws_conn_tick(struct ws_conn *c, uint64_t now_ms)
+{
+    const struct ws_config *cfg = c->sh->cfg;
+    if (c->is_closing)
+        return;
+    if (c->state == CONN_HANDSHAKE) {
+        if (now_ms - c->since_ms >= cfg->handshake_timeout_ms)
+            refuse(c, 400, "handshake not completed in time", 0);
+    } else if (c->state == CONN_CLOSING) {
+        if (now_ms - c->since_ms >= CLOSE_TIMEOUT_MS)
+            mark_closing(c);
+    } else if (c->is_awaiting_pong) {
+        if (now_ms - c->ping_sent_ms >= cfg->ping_ms) {
+            c->sh->stats->dropped_unresponsive++;
+            fail(c, 1001, "no answer to ping");
+        }
+    } else if (now_ms - c->last_rx_ms >= cfg->ping_ms) {
+        /* RFC 6455 §5.5.2: a ping; the pong (or anything) proves the peer
+         * and every proxy on the way are still there. */
+        queue_frame_copy(c, WS_FRAME_OP_PING, "litepush", 8);
+        c->is_awaiting_pong = true;
+        c->ping_sent_ms = now_ms;
+    }
+}
+
+void ws_conn_free(struct ws_conn *c)
+{
+    struct ws_shared *sh = c->sh;
+    feed_close(&c->feed);
+    if (c->io.events)
+        loop_io_remove(sh->loop, &c->io);
+    close(c->io.fd);
+    outq_clear(&c->out);
+    deflate_buf_free(&c->msg);
+    deflate_inflater_free(&c->inflater);
+    free(c->head);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sh->all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    sh->stats->connections_open--;
+    free(c);
+}
+
+struct ws_conn *ws_conn_next_dirty(struct ws_conn *c)
+{
+    return c->dirty_next;
+}
+
+struct ws_conn *ws_conn_next_closing(struct ws_conn *c)
+{
+    return c->closing_next;
+}
+
+struct ws_conn *ws_conn_next(struct ws_conn *c)
+{
+    return c->next;
+}
+
+void ws_conn_clear_dirty(struct ws_conn *c)
+{
+    c->is_dirty = false;
+}
