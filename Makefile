@@ -105,7 +105,7 @@ test:
 	@tests/run-all.sh
 
 demo:
-	@tests/demo.sh
+	@demo/run.sh
 
 bench:
 	@bench/run.sh
