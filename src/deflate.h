@@ -8,12 +8,13 @@
  *
  * Memory (zlib 1.2.13, x86-64, measured through counting zalloc hooks by
  * tests/unit/test_deflate.c; deflate_*_heap_bytes report the live figure):
- *   inflater, window bits 15, after one message: 39,960 bytes of heap:
- *     our z_stream holder 136 + inflate state 7,160 + window 32,768 (each
- *     zlib block has a 16-byte size prefix; malloc's own overhead is extra).
- *     With client_no_context_takeover it exists only while a message is
- *     being inflated if the caller calls deflate_inflater_trim when idle.
- *   compressor, window bits 15, memLevel 8: 268,536 bytes, one per thread
+ *   inflater, window bits 15, once it has inflated anything: 40,080 bytes =
+ *     our z_stream holder 120 + inflate state 7,160 + window 32,768 + a
+ *     16-byte size prefix on each of zlib's two blocks (malloc's own
+ *     overhead comes on top). Allocated at the first compressed message,
+ *     not at the handshake. With client_no_context_takeover,
+ *     deflate_inflater_trim on an idle connection gives it all back.
+ *   compressor, window bits 15, memLevel 8: 268,296 bytes, one per thread
  *     that compresses (not per connection). */
 #ifndef LITEPUSH_DEFLATE_H
 #define LITEPUSH_DEFLATE_H

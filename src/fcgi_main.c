@@ -11,6 +11,8 @@
  * loop, which writes FastCGI records on it without blocking. */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,6 +36,7 @@
 static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
+    "                     [--max-streams N]\n"
     "\n"
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
@@ -46,8 +49,11 @@ static const char USAGE[] =
     "  --retry MS         reconnect delay suggested to clients (default 3000)\n"
     "  --queue-bytes N    bytes queued for one slow stream before it is dropped\n"
     "                     and left to resume from the log (default 1048576)\n"
+    "  --max-streams N    open streams before new ones get 503 with Retry-After\n"
+    "                     (default 18000; each stream is one open file)\n"
     "  --help             this text\n"
     "\n"
+    "GET <any path ending in>/stats answers counters as text (e.g. /events/stats).\n"
     "SIGTERM or SIGINT end every stream cleanly and exit; SIGUSR1 logs counters.\n";
 
 struct handoff_item {
@@ -56,10 +62,16 @@ struct handoff_item {
     char scratch[]; /* decoded query; req.query points into it */
 };
 
+/* What the accept threads share with the loop, all under `lock`: the
+ * requests handed over, and a copy of the counters for GET .../stats. */
 struct handoff {
     pthread_mutex_t lock;
     struct handoff_item *head, *tail;
     int event_fd;
+    struct responder_stats stats;
+    atomic_size_t admitted; /* streams handed over and not yet freed */
+    size_t max_streams;
+    atomic_ullong refused_full;
 };
 
 struct accept_ctx {
@@ -73,24 +85,63 @@ struct main_ctx {
     struct handoff *handoff;
     struct loop_io handoff_io;
     struct loop_io signal_io;
+    struct loop_timer stats_timer;
 };
 
 static void reply_error(FCGX_Request *req, const char *status, const char *extra,
                         const char *reason)
 {
-    FCGX_FPrintF(req->out,
-                 "Status: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 "Cache-Control: no-cache\r\n%s\r\n%s\n",
-                 status, extra, reason);
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "Status: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Cache-Control: no-cache\r\n%s\r\n%s\n",
+                     status, extra, reason);
+    FCGX_PutStr(text, n, req->out);
+    FCGX_Finish_r(req);
+}
+
+/* True for GET <prefix>/stats: the request URI's path ends in "/stats". */
+static bool is_stats_request(FCGX_Request *req)
+{
+    const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
+    if (uri == NULL)
+        return false;
+    size_t len = strcspn(uri, "?");
+    return len >= 6 && memcmp(uri + len - 6, "/stats", 6) == 0;
+}
+
+static void reply_stats(FCGX_Request *req, struct handoff *h)
+{
+    pthread_mutex_lock(&h->lock);
+    struct responder_stats st = h->stats;
+    pthread_mutex_unlock(&h->lock);
+    /* libfcgi's own printf knows no %zu or %ll: format here. */
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                 "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 "Cache-Control: no-cache\r\n\r\n"
+                 "streams_open %zu\nstreams_total %llu\nstreams_dropped_slow %llu\n"
+                 "streams_refused_full %llu\nevents_sent %llu\nlast_id %lld\nrows_seen %llu\n"
+                 "watcher_lag_ms %llu\n",
+                 st.streams_open, (unsigned long long)st.streams_total,
+                 (unsigned long long)st.streams_dropped_slow,
+                 (unsigned long long)atomic_load(&h->refused_full),
+                 (unsigned long long)st.events_sent, (long long)st.last_id,
+                 (unsigned long long)st.rows_seen, (unsigned long long)st.watcher_lag_ms);
+    FCGX_PutStr(text, n, req->out);
     FCGX_Finish_r(req);
 }
 
 /* Reads one request; returns a handoff item, or NULL after answering it. */
-static struct handoff_item *take_request(FCGX_Request *req)
+static struct handoff_item *take_request(FCGX_Request *req, struct handoff *h)
 {
     const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     if (method == NULL || strcmp(method, "GET") != 0) {
         reply_error(req, "405 Method Not Allowed", "Allow: GET\r\n", "only GET is served here");
+        return NULL;
+    }
+    if (is_stats_request(req)) {
+        reply_stats(req, h);
         return NULL;
     }
     const char *qs = FCGX_GetParam("QUERY_STRING", req->envp);
@@ -114,6 +165,14 @@ static struct handoff_item *take_request(FCGX_Request *req)
         free(item);
         return NULL;
     }
+    if (atomic_fetch_add(&h->admitted, 1) >= h->max_streams) {
+        atomic_fetch_sub(&h->admitted, 1);
+        atomic_fetch_add(&h->refused_full, 1);
+        reply_error(req, "503 Service Unavailable", "Retry-After: 5\r\n",
+                    "too many open streams, retry later");
+        free(item);
+        return NULL;
+    }
     item->req.fd = req->ipcFd;
     item->req.request_id = (uint16_t)req->requestId;
     /* From here the socket is the loop's: libfcgi frees its buffers and
@@ -134,7 +193,7 @@ static void *accept_thread(void *arg)
                 usleep(10000); /* EMFILE and friends: do not spin */
             continue;
         }
-        struct handoff_item *item = take_request(&req);
+        struct handoff_item *item = take_request(&req, ctx->handoff);
         if (item == NULL)
             continue;
         struct handoff *h = ctx->handoff;
@@ -171,6 +230,17 @@ static void on_handoff(struct loop_io *io, uint32_t events)
         responder_adopt(m->responder, &item->req);
         free(item);
     }
+}
+
+static void on_stats_timer(struct loop_timer *t)
+{
+    struct main_ctx *m = CONTAINER(t, struct main_ctx, stats_timer);
+    struct responder_stats st;
+    responder_get_stats(m->responder, &st);
+    pthread_mutex_lock(&m->handoff->lock);
+    m->handoff->stats = st;
+    pthread_mutex_unlock(&m->handoff->lock);
+    loop_timer_arm(m->loop, &m->stats_timer, 1000);
 }
 
 static void log_stats(struct responder *r)
@@ -223,11 +293,12 @@ int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL;
-    long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024;
+    long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000;
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},        {"listen", required_argument, NULL, 'l'},
         {"heartbeat", required_argument, NULL, 'b'}, {"retry", required_argument, NULL, 'r'},
-        {"queue-bytes", required_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
+        {"queue-bytes", required_argument, NULL, 'q'}, {"max-streams", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -247,6 +318,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             bad = parse_number("--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
+            break;
+        case 'm':
+            bad = parse_number("--max-streams", optarg, 1, 1000000, &max_streams);
             break;
         case 'h':
             fputs(USAGE, stdout);
@@ -305,10 +379,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the accept threads */
 
+    static struct handoff handoff = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    handoff.max_streams = (size_t)max_streams;
     struct responder_config cfg = {.heartbeat_ms = (unsigned)heartbeat_s * 1000,
                                    .retry_ms = (unsigned)retry_ms,
-                                   .queue_cap = (size_t)queue_bytes};
-    static struct handoff handoff = {.lock = PTHREAD_MUTEX_INITIALIZER};
+                                   .queue_cap = (size_t)queue_bytes,
+                                   .admitted = &handoff.admitted};
     struct main_ctx m = {.handoff = &handoff};
     m.loop = loop_new();
     handoff.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -326,6 +402,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush.fcgi: %s\n", err);
         return 1;
     }
+    m.stats_timer.on_due = on_stats_timer;
+    loop_timer_arm(m.loop, &m.stats_timer, 0);
     static struct accept_ctx actx;
     actx = (struct accept_ctx){.listen_fd = listen_fd, .handoff = &handoff};
     pthread_attr_t attr;

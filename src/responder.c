@@ -258,6 +258,8 @@ static void free_stream(struct stream *s)
     outq_clear(&s->out);
     idle_unlink(r, s);
     r->stats.streams_open--;
+    if (r->cfg.admitted != NULL)
+        atomic_fetch_sub(r->cfg.admitted, 1);
     free(s);
 }
 
@@ -326,6 +328,8 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     struct stream *s = calloc(1, sizeof *s);
     if (s == NULL) {
         close(req->fd);
+        if (r->cfg.admitted != NULL)
+            atomic_fetch_sub(r->cfg.admitted, 1);
         return;
     }
     s->r = r;
@@ -401,5 +405,10 @@ void responder_free(struct responder *r)
 void responder_get_stats(const struct responder *r, struct responder_stats *out)
 {
     *out = r->stats;
-    out->last_id = r->watcher ? watcher_last_id(r->watcher) : 0;
+    struct watcher_stats ws = {0};
+    if (r->watcher)
+        watcher_get_stats(r->watcher, &ws);
+    out->last_id = ws.last_id;
+    out->rows_seen = ws.rows_published;
+    out->watcher_lag_ms = ws.last_lag_ms;
 }

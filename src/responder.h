@@ -6,6 +6,7 @@
 #ifndef LITEPUSH_RESPONDER_H
 #define LITEPUSH_RESPONDER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,9 @@ struct responder_config {
     unsigned heartbeat_ms; /* comment on a stream idle this long */
     unsigned retry_ms;     /* the retry: field sent at open */
     size_t queue_cap;      /* bytes queued for one stream before it is dropped */
+    /* Streams admitted and not yet freed: the accept threads count up
+     * (and refuse at --max-streams), the responder counts down. May be NULL. */
+    atomic_size_t *admitted;
 };
 
 /* A request that libfcgi has read, handed to the loop. The responder takes
@@ -37,7 +41,9 @@ struct responder_stats {
     uint64_t streams_total;
     uint64_t streams_dropped_slow;
     uint64_t events_sent; /* rows queued to streams, live and replayed */
-    int64_t last_id;
+    int64_t last_id;      /* highest id the watcher has seen */
+    uint64_t rows_seen;   /* rows the watcher read since start */
+    uint64_t watcher_lag_ms; /* wake-up to rows published, last batch */
 };
 
 /* Creates the hub and the log watcher on loop and store (borrowed; they

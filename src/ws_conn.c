@@ -280,6 +280,44 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     mark_dirty(c);
 }
 
+/* True for "GET <path>/stats[?...] HTTP/1.x": the counters page, served
+ * without an upgrade. */
+static bool is_stats_request(const char *head, size_t len)
+{
+    if (len < 4 || memcmp(head, "GET ", 4) != 0)
+        return false;
+    const char *target = head + 4;
+    const char *end = memchr(target, ' ', len - 4);
+    if (end == NULL)
+        return false;
+    const char *q = memchr(target, '?', (size_t)(end - target));
+    const char *path_end = q ? q : end;
+    return path_end - target >= 6 && memcmp(path_end - 6, "/stats", 6) == 0;
+}
+
+static void reply_stats(struct ws_conn *c)
+{
+    const struct ws_server_stats *st = c->sh->stats;
+    char body[512], resp[768];
+    int n = snprintf(body, sizeof body,
+                     "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
+                     "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
+                     "frames_sent %llu\npublished %llu\nlast_id %lld\n",
+                     st->connections_open, (unsigned long long)st->connections_total,
+                     (unsigned long long)st->dropped_slow,
+                     (unsigned long long)st->dropped_unresponsive,
+                     (unsigned long long)st->refused_full, (unsigned long long)st->frames_sent,
+                     (unsigned long long)st->published, (long long)watcher_last_id(c->sh->watcher));
+    int m = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Cache-Control: no-cache\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     n, body);
+    if (m > 0 && write(c->io.fd, resp, (size_t)m) < 0) {
+        /* the client left already */
+    }
+    mark_closing(c);
+}
+
 /* Takes handshake bytes; returns how many of buf were used by the head
  * (the rest are frames), or -1 when the connection is done with. */
 static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
@@ -297,6 +335,10 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
     long r = ws_handshake_parse(&c->hs, c->head, c->head_len, LIMITS_WS_HANDSHAKE_MAX, &req);
     if (r == WS_HANDSHAKE_NEED_MORE)
         return (long)take;
+    if (r == WS_HANDSHAKE_INVALID && is_stats_request(c->head, c->head_len)) {
+        reply_stats(c);
+        return -1;
+    }
     if (r == WS_HANDSHAKE_INVALID) {
         refuse(c, ws_handshake_status(req.err), ws_handshake_strerror(req.err), 0);
         return -1;

@@ -780,6 +780,10 @@ bool ws_handshake_negotiate_deflate(const struct ws_handshake_slice *values, siz
                                     const struct ws_handshake_pmd_policy *policy,
                                     struct ws_handshake_pmd *out)
 {
+    int server_min = 9;
+    if (policy != NULL && policy->server_max_window_bits_min > 9 &&
+        policy->server_max_window_bits_min <= 15)
+        server_min = policy->server_max_window_bits_min;
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < n; i++) {
         if (values[i].ptr == NULL)
@@ -796,6 +800,9 @@ bool ws_handshake_negotiate_deflate(const struct ws_handshake_slice *values, siz
                 break;
             /* RFC 7692 §5: offers are in the client's order of preference;
              * accept the first acceptable one. */
+            /* RFC 7692 §7: decline a configuration we do not support. */
+            if (o.has_smwb && o.smwb < server_min)
+                o.is_acceptable = false;
             if (o.is_pmd && o.is_acceptable) {
                 accept_offer(&o, policy, out);
                 return true;

@@ -160,12 +160,17 @@ struct ws_handshake_pmd_policy {
     /* Answer client_no_context_takeover even when not offered (RFC 7692
      * §7.1.1.2 allows it), so an inflater never outlives a message. */
     bool is_client_no_context_takeover_forced;
+    /* Decline offers whose server_max_window_bits is below this (9..15;
+     * 0 means 9), and try the next offer. A server that compresses each
+     * message once for everyone, at one window size, sets its size here. */
+    int server_max_window_bits_min;
 };
 
 /* Walks the offers in values[0..n) (each a Sec-WebSocket-Extensions value,
  * usually req->extensions) and accepts the first acceptable permessage-deflate
  * offer. Unacceptable offers (unknown, repeated or invalid parameter,
- * server_max_window_bits=8) are declined and the next one is tried; a syntax
+ * server_max_window_bits=8 or below the policy's minimum) are declined and
+ * the next one is tried; a syntax
  * error ends the walk through that value. Fills *out, including the
  * NUL-terminated response string, and returns out->is_accepted. Never fails
  * the handshake: declining means no compression. */
