@@ -8,6 +8,9 @@
 #   make bench           benchmark against nchan (see README)
 #   make install         PREFIX=/usr/local DESTDIR=
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -21,7 +24,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointe
         -Wformat=2 -Werror=format-security
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-          -MMD -MP -Ibuild -Isrc $(PKG_CFLAGS)
+          -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS)
 ifdef WERROR
 CFLAGS += -Werror
 endif
@@ -73,12 +76,12 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 $(B)/san/%.o: src/%.c $(B)/schema_sql.h
 	@mkdir -p $(B)/san
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Ibuild -Isrc $(PKG_CFLAGS) $(SAN) -c $< -o $@
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS) $(SAN) -c $< -o $@
 $(B)/liblitepush-san.a: $(LIB_SRC:src/%.c=$(B)/san/%.o)
 	rm -f $@ && ar rcs $@ $^
 $(B)/unit/%: tests/unit/%.c tests/unit/test.h $(B)/liblitepush-san.a
 	@mkdir -p $(B)/unit
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Wno-missing-prototypes -Ibuild -Isrc -Itests/unit \
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Wno-missing-prototypes -Ibuild -iquote src -Itests/unit \
 	  $(PKG_CFLAGS) $(SAN) -o $@ $< $(B)/liblitepush-san.a $(LDLIBS)
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
@@ -86,7 +89,7 @@ unit: $(UNIT_BIN)
 # ---- fuzz targets: tests/fuzz/fuzz_X.c, corpus in tests/fuzz/corpus/X/
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Ibuild -Isrc $(PKG_CFLAGS) \
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Ibuild -iquote src $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/schema_sql.h
 	@mkdir -p $(B)/fuzz

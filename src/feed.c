@@ -9,7 +9,8 @@
  *
  * Gap signal (CONTRACT): a resume id above every id ever issued means the
  * database was replaced or restored; a resume id below the oldest row kept
- * (minus one) means rows after it were pruned. Either way the owner first
+ * (minus one), or below the highest id retention pruned (litepush_meta
+ * 'pruned_through'), means rows after it were pruned. Either way the owner first
  * gets a litepush.reset row, whose id is the point the feed continues
  * after, so a client that reconnects at once does not see it twice. */
 #include "feed.h"
@@ -46,7 +47,11 @@ static int64_t resume_point(const struct feed_source *src, int64_t requested, co
         *reason = "ahead-of-log";
         return issued;
     }
+    /* Rows up to kept_after may be gone: below the oldest row left, or at
+     * or below what retention recorded as pruned. */
     int64_t kept_after = b.oldest_id ? b.oldest_id - 1 : issued;
+    if (b.pruned_through > kept_after)
+        kept_after = b.pruned_through;
     if (requested < kept_after) {
         *reason = "history-pruned";
         return kept_after;

@@ -33,7 +33,8 @@ bool outq_push(struct outq *q, const void *prefix, size_t prefix_len, struct pay
                              .start = start,
                              .len = len,
                              .prefix_len = (uint8_t)prefix_len};
-    memcpy(it->prefix, prefix, prefix_len);
+    if (prefix_len > 0)
+        memcpy(it->prefix, prefix, prefix_len);
     if (q->tail)
         q->tail->next = it;
     else

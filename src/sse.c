@@ -82,13 +82,20 @@ size_t sse_encode_event(const struct sse_event *ev, char *out)
         p[7 + n] = '\n';
         p += 8 + n;
     }
-    for_each_line(ev->data, ev->data_len, put_line, &p);
+    if (ev->data_len > 0)
+        for_each_line(ev->data, ev->data_len, put_line, &p);
+    else
+        put_line("", 0, &p);
     *p++ = '\n';
     return (size_t)(p - out);
 }
 
 size_t sse_encode_retry(unsigned retry_ms, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "retry: %u\n\n", retry_ms);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    char tmp[32]; /* snprintf wants room for a NUL that the caller does not */
+    int n = snprintf(tmp, sizeof tmp, "retry: %u\n\n", retry_ms);
+    if (n <= 0 || (size_t)n > cap)
+        return 0;
+    memcpy(out, tmp, (size_t)n);
+    return (size_t)n;
 }

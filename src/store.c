@@ -346,3 +346,144 @@ const char *store_strerror(enum store_err err)
     }
     return "unknown error";
 }
+
+/* ---- Retention (litepush-prune) ----
+ * Each call prepares its own statements: the tool makes a few hundred calls
+ * and a prepare costs microseconds. Every statement comes in a form for one
+ * channel (?1, served by the (channel, id) index) and one for the whole log
+ * (rowid order), rather than one `?1 IS NULL OR channel = ?1` form that no
+ * index could serve. */
+
+/* Prepares the form for channel (NULL: sql_all), binds ?1 to the channel
+ * and ?2, ?3 to a2, a3 where the statement has them. NULL on failure. */
+static sqlite3_stmt *prune_prepare(struct store *st, const char *channel, const char *sql_all,
+                                   const char *sql_channel, int64_t a2, int64_t a3)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, channel ? sql_channel : sql_all, -1, &stmt, NULL) != SQLITE_OK)
+        return NULL;
+    int params = sqlite3_bind_parameter_count(stmt);
+    if (channel != NULL)
+        sqlite3_bind_text(stmt, 1, channel, -1, SQLITE_STATIC);
+    if (params >= 2)
+        sqlite3_bind_int64(stmt, 2, a2);
+    if (params >= 3)
+        sqlite3_bind_int64(stmt, 3, a3);
+    return stmt;
+}
+
+/* Steps stmt once, copies its first n integer columns into out (left alone
+ * when there is no row) and finalizes it. A NULL stmt is a failed prepare. */
+static enum store_err prune_integers(sqlite3_stmt *stmt, int64_t *out, int n)
+{
+    if (stmt == NULL)
+        return STORE_ERR_QUERY;
+    int rc = sqlite3_step(stmt);
+    for (int i = 0; rc == SQLITE_ROW && i < n; i++)
+        out[i] = sqlite3_column_int64(stmt, i);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : step_error(rc);
+}
+
+enum store_err store_prune_bound_age(struct store *st, const char *channel, int64_t created_ms,
+                                     int64_t *keep_from)
+{
+    /* One statement is one read transaction: the two figures agree. */
+    *keep_from = 0;
+    return prune_integers(
+        prune_prepare(st, channel,
+                      "SELECT coalesce((SELECT id FROM messages WHERE created_at >= ?2"
+                      " ORDER BY id LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM messages))",
+                      "SELECT coalesce((SELECT id FROM messages WHERE channel = ?1"
+                      " AND created_at >= ?2 ORDER BY id LIMIT 1),"
+                      " (SELECT coalesce(max(id), 0) + 1 FROM messages))",
+                      created_ms, 0),
+        keep_from, 1);
+}
+
+enum store_err store_prune_bound_rows(struct store *st, const char *channel, int64_t keep_rows,
+                                      int64_t *keep_from)
+{
+    static const char ABOVE_ALL[] = "SELECT coalesce(max(id), 0) + 1 FROM messages";
+    *keep_from = 0;
+    if (keep_rows <= 0)
+        return prune_integers(prune_prepare(st, NULL, ABOVE_ALL, NULL, 0, 0), keep_from, 1);
+    return prune_integers(prune_prepare(st, channel,
+                                        "SELECT id FROM messages ORDER BY id DESC"
+                                        " LIMIT 1 OFFSET ?2",
+                                        "SELECT id FROM messages WHERE channel = ?1"
+                                        " ORDER BY id DESC LIMIT 1 OFFSET ?2",
+                                        keep_rows - 1, 0),
+                          keep_from, 1);
+}
+
+enum store_err store_prune_count(struct store *st, const char *channel, int64_t keep_from,
+                                 int64_t *rows, int64_t *min_id, int64_t *max_id)
+{
+    int64_t v[3] = {0, 0, 0};
+    enum store_err err = prune_integers(
+        prune_prepare(st, channel,
+                      "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                      " FROM messages WHERE id < ?2",
+                      "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                      " FROM messages WHERE channel = ?1 AND id < ?2",
+                      keep_from, 0),
+        v, 3);
+    *rows = v[0];
+    *min_id = v[1];
+    *max_id = v[2];
+    return err;
+}
+
+enum store_err store_prune_batch(struct store *st, const char *channel, int64_t keep_from,
+                                 int batch_rows, int64_t *deleted, int64_t *max_deleted_id)
+{
+    int64_t v[2] = {0, 0};
+    *deleted = 0;
+    *max_deleted_id = 0;
+    /* IMMEDIATE takes the write lock first, so the rows counted are the rows
+     * deleted, and a busy publisher makes us wait (busy timeout) right here,
+     * with nothing done yet. */
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return step_error(rc);
+    enum store_err err = prune_integers(
+        prune_prepare(st, channel,
+                      "SELECT count(*), coalesce(max(id), 0) FROM (SELECT id FROM messages"
+                      " WHERE id < ?2 ORDER BY id LIMIT ?3)",
+                      "SELECT count(*), coalesce(max(id), 0) FROM (SELECT id FROM messages"
+                      " WHERE channel = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
+                      keep_from, batch_rows),
+        v, 2);
+    if (err != STORE_OK || v[0] == 0)
+        goto out;
+    /* The batch is a prefix of the (channel's) id order, so "id <= its
+     * highest id" names exactly its rows. */
+    err = prune_integers(prune_prepare(st, channel, "DELETE FROM messages WHERE id <= ?2",
+                                       "DELETE FROM messages WHERE channel = ?1 AND id <= ?2",
+                                       v[1], 0),
+                         NULL, 0);
+    if (err != STORE_OK)
+        goto out;
+    int64_t changed = sqlite3_changes(st->db);
+    err = prune_integers(prune_prepare(st, NULL,
+                                       "INSERT INTO litepush_meta(key, value)"
+                                       " VALUES ('pruned_through', ?2) ON CONFLICT(key)"
+                                       " DO UPDATE SET value = max(value, excluded.value)",
+                                       NULL, v[1], 0),
+                         NULL, 0);
+    if (err != STORE_OK)
+        goto out;
+    rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        err = step_error(rc);
+        goto out;
+    }
+    *deleted = changed;
+    *max_deleted_id = v[1];
+    return STORE_OK;
+out:
+    /* Nothing to delete ends the read-only transaction the same way. */
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}

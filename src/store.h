@@ -91,4 +91,36 @@ enum store_err store_publish_json(struct store *st, const char *json, size_t len
 const char *store_errmsg(const struct store *st);
 const char *store_strerror(enum store_err err);
 
+/* Retention (litepush-prune). Rows are deleted only as a prefix of the id
+ * order, of one channel or of the whole log: everything below a bound id
+ * `keep_from`. The kept log is therefore a contiguous tail, and a resume
+ * into the deleted part is detected (feed's litepush.reset). `channel` is a
+ * NUL-terminated name, or NULL for every channel. These functions are for a
+ * short-lived tool's single thread; the bounds are read without taking the
+ * write lock (WAL readers never block publishers). */
+
+/* Sets *keep_from to the id of the oldest row, in id order, whose
+ * created_at is at or after created_ms (ms since 1970), or to one above the
+ * highest id when no row is that new. Deleting below it removes the rows
+ * older than created_ms up to the first newer one. */
+enum store_err store_prune_bound_age(struct store *st, const char *channel, int64_t created_ms,
+                                     int64_t *keep_from);
+/* Sets *keep_from to the id of the keep_rows-th newest row (so that the
+ * newest keep_rows rows are kept), to one above the highest id when
+ * keep_rows is 0, or to 0 when there are no more than keep_rows rows. */
+enum store_err store_prune_bound_rows(struct store *st, const char *channel, int64_t keep_rows,
+                                      int64_t *keep_from);
+/* Counts the rows below keep_from: *rows, and their lowest and highest ids
+ * (0 when there are none). Reads only; for --dry-run. */
+enum store_err store_prune_count(struct store *st, const char *channel, int64_t keep_from,
+                                 int64_t *rows, int64_t *min_id, int64_t *max_id);
+/* Deletes the oldest batch_rows (at most) of the rows below keep_from in one
+ * BEGIN IMMEDIATE transaction, which also raises litepush_meta
+ * 'pruned_through' to the highest id it deleted (never lowers it). Sets
+ * *deleted (0 when nothing is left) and *max_deleted_id. Returns
+ * STORE_ERR_BUSY, having changed nothing, when a publisher held the write
+ * lock past the busy timeout; the caller may wait and call again. */
+enum store_err store_prune_batch(struct store *st, const char *channel, int64_t keep_from,
+                                 int batch_rows, int64_t *deleted, int64_t *max_deleted_id);
+
 #endif

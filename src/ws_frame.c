@@ -381,20 +381,33 @@ size_t ws_frame_encode_masked(uint8_t *out, size_t cap, enum ws_frame_opcode opc
     return n + payload_len;
 }
 
+/* The one table from errors to close codes (RFC 6455 §7.4.1). Every value
+ * is listed, so a new one without a code is a -Wswitch warning. */
 uint16_t ws_frame_err_close_code(enum ws_frame_err err)
 {
     switch (err) {
     case WS_FRAME_OK:
     case WS_FRAME_NEED_MORE:
         return 0;
-    case WS_FRAME_ERR_TOO_BIG:
-        return 1009; /* RFC 6455 §7.4.1: message too big to process */
+    case WS_FRAME_ERR_RSV:
+    case WS_FRAME_ERR_OPCODE:
+    case WS_FRAME_ERR_UNMASKED:
+    case WS_FRAME_ERR_LENGTH_NOT_MINIMAL:
+    case WS_FRAME_ERR_LENGTH_MSB:
+    case WS_FRAME_ERR_CONTROL_TOO_LONG:
+    case WS_FRAME_ERR_CONTROL_FRAGMENTED:
+    case WS_FRAME_ERR_CONT_NO_MESSAGE:
+    case WS_FRAME_ERR_MESSAGE_IN_PROGRESS:
+    case WS_FRAME_ERR_CLOSE_LENGTH:
+    case WS_FRAME_ERR_CLOSE_CODE:
+        return 1002; /* protocol error */
     case WS_FRAME_ERR_CLOSE_UTF8:
     case WS_FRAME_ERR_TEXT_UTF8:
-        return 1007; /* RFC 6455 §7.4.1, §8.1: data inconsistent with the type */
-    default:
-        return 1002; /* RFC 6455 §7.4.1: protocol error */
+        return 1007; /* data inconsistent with the message type (§8.1: UTF-8) */
+    case WS_FRAME_ERR_TOO_BIG:
+        return 1009; /* message too big to process */
     }
+    return 1002;
 }
 
 const char *ws_frame_strerror(enum ws_frame_err err)

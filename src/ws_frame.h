@@ -133,8 +133,9 @@ struct ws_frame_chunk {
  *
  * Not checked here: UTF-8 of text messages (feed each chunk of an
  * uncompressed TEXT message to utf8_feed and require UTF8_COMPLETE at
- * is_message_end; on failure close with WS_FRAME_ERR_TEXT_UTF8), and the
- * close payload (ws_frame_close_parse). */
+ * is_message_end; on failure close with WS_FRAME_ERR_TEXT_UTF8), the
+ * close payload (ws_frame_close_parse), and what follows a close frame
+ * (the decoder would go on decoding; the caller stops reading, §5.5.1). */
 ptrdiff_t ws_frame_decode(struct ws_frame_decoder *dec, uint8_t *buf, size_t len,
                           uint64_t max_message_len, bool is_deflate, struct ws_frame_chunk *out);
 
@@ -181,8 +182,9 @@ size_t ws_frame_encode_masked(uint8_t *out, size_t cap, enum ws_frame_opcode opc
                               bool is_rsv1, const uint8_t mask[4], const uint8_t *payload,
                               size_t payload_len);
 
-/* The close code for err: 1002, 1007 or 1009; 0 for WS_FRAME_OK and
- * WS_FRAME_NEED_MORE, which are not errors. */
+/* The close code for err: 1002, 1007 or 1009, as listed at each value;
+ * 0 for WS_FRAME_OK and WS_FRAME_NEED_MORE, which are not errors; 1002
+ * for a value outside the enum. */
 uint16_t ws_frame_err_close_code(enum ws_frame_err err);
 
 /* A short English reason for err (a static string under 123 bytes, fit to

@@ -736,7 +736,9 @@ static bool parse_offer(struct cursor *c, struct offer *o)
     }
 }
 
-static void accept_offer(const struct offer *o, const struct ws_handshake_pmd_policy *policy,
+/* Fills *out for an acceptable offer. False only if the response did not
+ * fit, which WS_HANDSHAKE_PMD_RESPONSE_MAX rules out: never send a cut one. */
+static bool accept_offer(const struct offer *o, const struct ws_handshake_pmd_policy *policy,
                          struct ws_handshake_pmd *out)
 {
     int client_cap = 15;
@@ -774,6 +776,9 @@ static void accept_offer(const struct offer *o, const struct ws_handshake_pmd_po
         put(&r, "; client_max_window_bits=");
         put_uint(&r, (unsigned long)out->client_max_window_bits);
     }
+    if (r.is_short)
+        memset(out, 0, sizeof *out);
+    return !r.is_short;
 }
 
 bool ws_handshake_negotiate_deflate(const struct ws_handshake_slice *values, size_t n,
@@ -803,10 +808,8 @@ bool ws_handshake_negotiate_deflate(const struct ws_handshake_slice *values, siz
             /* RFC 7692 §7: decline a configuration we do not support. */
             if (o.has_smwb && o.smwb < server_min)
                 o.is_acceptable = false;
-            if (o.is_pmd && o.is_acceptable) {
-                accept_offer(&o, policy, out);
-                return true;
-            }
+            if (o.is_pmd && o.is_acceptable)
+                return accept_offer(&o, policy, out);
         }
     }
     return false;

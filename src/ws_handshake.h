@@ -20,8 +20,8 @@
 /* Length of a Sec-WebSocket-Accept value: base64 of a 20-byte SHA-1. */
 #define WS_HANDSHAKE_ACCEPT_LEN 28
 /* A buffer this large always holds the response string of
- * ws_handshake_negotiate_deflate, NUL included. */
-#define WS_HANDSHAKE_PMD_RESPONSE_MAX 128
+ * ws_handshake_negotiate_deflate, NUL included (the longest is 128 bytes). */
+#define WS_HANDSHAKE_PMD_RESPONSE_MAX 160
 
 /* ws_handshake_parse returns these, or the head length (> 0). */
 #define WS_HANDSHAKE_NEED_MORE (-1L)
