@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,8 +24,15 @@
 /* With inotify working, the poll is only a safety net. */
 #define WATCHER_POLL_MS 500
 #define WATCHER_POLL_NO_INOTIFY_MS 20
-/* Retries after a wake-up that found no visible commit yet. */
-static const uint64_t RETRY_DELAYS_MS[] = {1, 2, 5, 20};
+/* Retries after a wake-up that found no visible commit yet, in µs from the
+ * previous check. The WAL write that woke us precedes the commit becoming
+ * visible (the wal-index update) by the writer's fsync, typically 0.1-2 ms,
+ * so the checks are dense at first; a check is one PRAGMA (about 1 µs).
+ * A timerfd gives the sub-millisecond precision the loop's timers lack. */
+static const long RETRY_DELAYS_US[] = {100,  100,  100,  100,  100,  100,   100,  100,
+                                       200,  200,  200,  200,  200,  500,   500,  500,
+                                       1000, 1000, 2000, 2000, 5000, 10000, 20000};
+#define RETRY_COUNT (sizeof RETRY_DELAYS_US / sizeof RETRY_DELAYS_US[0])
 
 struct watcher {
     struct loop *loop;
@@ -32,7 +40,7 @@ struct watcher {
     struct hub *hub;
     struct loop_io inotify_io;
     struct loop_timer poll_timer;
-    struct loop_timer retry_timer;
+    struct loop_io retry_io; /* a timerfd */
     size_t retry_index;
     int64_t data_version;
     uint64_t woke_ms;
@@ -90,12 +98,23 @@ void watcher_catch_up(struct watcher *w)
     read_new_rows(w);
 }
 
-static void on_retry(struct loop_timer *t)
+static void arm_retry(struct watcher *w)
 {
-    struct watcher *w = CONTAINER(t, struct watcher, retry_timer);
-    if (check(w) || ++w->retry_index == sizeof RETRY_DELAYS_MS / sizeof RETRY_DELAYS_MS[0])
+    long us = RETRY_DELAYS_US[w->retry_index];
+    struct itimerspec its = {.it_value = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000}};
+    timerfd_settime(w->retry_io.fd, 0, &its, NULL);
+}
+
+static void on_retry(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    struct watcher *w = CONTAINER(io, struct watcher, retry_io);
+    uint64_t expirations;
+    if (read(io->fd, &expirations, sizeof expirations) < 0)
         return;
-    loop_timer_arm(w->loop, &w->retry_timer, RETRY_DELAYS_MS[w->retry_index]);
+    if (check(w) || ++w->retry_index == RETRY_COUNT)
+        return;
+    arm_retry(w);
 }
 
 static void on_poll(struct loop_timer *t)
@@ -127,9 +146,9 @@ static void on_inotify(struct loop_io *io, uint32_t events)
     if (!is_ours)
         return;
     w->woke_ms = clock_ms();
-    if (!check(w)) {
+    if (!check(w) && w->retry_io.fd >= 0) {
         w->retry_index = 0;
-        loop_timer_arm(w->loop, &w->retry_timer, RETRY_DELAYS_MS[0]);
+        arm_retry(w);
     }
 }
 
@@ -145,8 +164,9 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
     w->hub = hub;
     w->inotify_io.fd = -1;
     w->inotify_io.on_ready = on_inotify;
+    w->retry_io.fd = -1;
+    w->retry_io.on_ready = on_retry;
     w->poll_timer.on_due = on_poll;
-    w->retry_timer.on_due = on_retry;
     if (store_data_version(store, &w->data_version) != STORE_OK ||
         store_last_id(store, &w->stats.last_id) != STORE_OK) {
         snprintf(err, err_cap, "cannot read the log: %s", store_errmsg(store));
@@ -163,7 +183,9 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
     path_copy = strdup(store_path(store));
     const char *dir = path_copy ? dirname(path_copy) : ".";
     w->inotify_io.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w->inotify_io.fd < 0 ||
+    w->retry_io.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->inotify_io.fd < 0 || w->retry_io.fd < 0 ||
+        loop_io_add(loop, &w->retry_io, EPOLLIN) != 0 ||
         inotify_add_watch(w->inotify_io.fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0 ||
         loop_io_add(loop, &w->inotify_io, EPOLLIN) != 0) {
         fprintf(stderr, "litepush: watcher: inotify on %s unavailable (%s); polling every %d ms\n",
@@ -185,11 +207,13 @@ void watcher_free(struct watcher *w)
     if (w == NULL)
         return;
     loop_timer_cancel(w->loop, &w->poll_timer);
-    loop_timer_cancel(w->loop, &w->retry_timer);
-    if (w->inotify_io.fd >= 0) {
-        if (w->inotify_io.events)
-            loop_io_remove(w->loop, &w->inotify_io);
-        close(w->inotify_io.fd);
+    struct loop_io *ios[] = {&w->inotify_io, &w->retry_io};
+    for (size_t i = 0; i < 2; i++) {
+        if (ios[i]->fd < 0)
+            continue;
+        if (ios[i]->events)
+            loop_io_remove(w->loop, ios[i]);
+        close(ios[i]->fd);
     }
     free(w->db_name);
     free(w);
