@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "listen.h"
 #include "loop.h"
 #include "query.h"
@@ -270,17 +271,6 @@ static void on_signal(struct loop_io *io, uint32_t events)
     }
 }
 
-static int parse_number(const char *flag, const char *s, long min, long max, long *out)
-{
-    int64_t v;
-    if (query_parse_event_id(s, strlen(s), &v) != QUERY_OK || v < min || v > max) {
-        fprintf(stderr, "litepush.fcgi: %s wants a whole number from %ld to %ld, not '%s'\n", flag,
-                min, max, s);
-        return -1;
-    }
-    *out = (long)v;
-    return 0;
-}
 
 static int fd_is_socket(int fd)
 {
@@ -311,16 +301,16 @@ int main(int argc, char **argv)
             listen_spec = optarg;
             break;
         case 'b':
-            bad = parse_number("--heartbeat", optarg, 1, 3600, &heartbeat_s);
+            bad = cli_number("litepush.fcgi", "--heartbeat", optarg, 1, 3600, &heartbeat_s);
             break;
         case 'r':
-            bad = parse_number("--retry", optarg, 0, 3600000, &retry_ms);
+            bad = cli_number("litepush.fcgi", "--retry", optarg, 0, 3600000, &retry_ms);
             break;
         case 'q':
-            bad = parse_number("--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
+            bad = cli_number("litepush.fcgi", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
             break;
         case 'm':
-            bad = parse_number("--max-streams", optarg, 1, 1000000, &max_streams);
+            bad = cli_number("litepush.fcgi", "--max-streams", optarg, 1, 1000000, &max_streams);
             break;
         case 'h':
             fputs(USAGE, stdout);
@@ -369,15 +359,8 @@ int main(int argc, char **argv)
         return 1;
     }
     /* FCGX_Init installed its own SIGTERM handling: take the signals back
-     * through a signalfd, and never die of SIGPIPE on a vanished client. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the accept threads */
+     * (blocked here, so in the accept threads too) through a signalfd. */
+    int signal_fd = cli_signalfd();
 
     static struct handoff handoff = {.lock = PTHREAD_MUTEX_INITIALIZER};
     handoff.max_streams = (size_t)max_streams;
@@ -388,7 +371,7 @@ int main(int argc, char **argv)
     struct main_ctx m = {.handoff = &handoff};
     m.loop = loop_new();
     handoff.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    m.signal_io.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    m.signal_io.fd = signal_fd;
     m.handoff_io = (struct loop_io){.fd = handoff.event_fd, .on_ready = on_handoff};
     m.signal_io.on_ready = on_signal;
     if (m.loop == NULL || handoff.event_fd < 0 || m.signal_io.fd < 0 ||

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "limits.h"
+#include "cli.h"
 #include "listen.h"
 #include "loop.h"
 #include "query.h"
@@ -85,17 +86,6 @@ static void on_signal(struct loop_io *io, uint32_t events)
     }
 }
 
-static int parse_number(const char *flag, const char *s, long min, long max, long *out)
-{
-    int64_t v;
-    if (query_parse_event_id(s, strlen(s), &v) != QUERY_OK || v < min || v > max) {
-        fprintf(stderr, "litepush-ws: %s wants a whole number from %ld to %ld, not '%s'\n", flag,
-                min, max, s);
-        return -1;
-    }
-    *out = (long)v;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -132,16 +122,16 @@ int main(int argc, char **argv)
             cfg.is_publish_allowed = true;
             break;
         case 'm':
-            bad = parse_number("--max-message", optarg, 125, 1L << 30, &max_message);
+            bad = cli_number("litepush-ws", "--max-message", optarg, 125, 1L << 30, &max_message);
             break;
         case 'i':
-            bad = parse_number("--ping", optarg, 1, 3600, &ping_s);
+            bad = cli_number("litepush-ws", "--ping", optarg, 1, 3600, &ping_s);
             break;
         case 'c':
-            bad = parse_number("--max-connections", optarg, 1, 1000000, &max_conns);
+            bad = cli_number("litepush-ws", "--max-connections", optarg, 1, 1000000, &max_conns);
             break;
         case 'q':
-            bad = parse_number("--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
+            bad = cli_number("litepush-ws", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
             break;
         case 'o':
             if (cfg.origin_count == MAX_ORIGINS) {
@@ -193,17 +183,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &sigs, NULL);
     struct main_ctx m = {0};
     m.loop = loop_new();
-    m.signal_io.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    m.signal_io.fd = cli_signalfd();
     m.signal_io.on_ready = on_signal;
     if (m.loop == NULL || m.signal_io.fd < 0 || loop_io_add(m.loop, &m.signal_io, EPOLLIN) != 0) {
         fprintf(stderr, "litepush-ws: cannot set up the event loop: %s\n", strerror(errno));
