@@ -326,10 +326,10 @@ int main(int argc, char **argv)
     }
     double secs = (double)(now_ms(CLOCK_MONOTONIC) - started) / 1000.0;
     if (deleted > 0)
-        printf("litepush-prune: deleted %lld rows (ids %lld-%lld) %s, in %lld batches, %.2f s;"
+        printf("litepush-prune: deleted %lld rows (ids %lld-%lld) %s, in %lld %s, %.2f s;"
                " pruned_through %lld\n",
                (long long)deleted, (long long)min_id, (long long)max_id, what, (long long)batches,
-               secs, (long long)after.pruned_through);
+               batches == 1 ? "batch" : "batches", secs, (long long)after.pruned_through);
     else
         printf("litepush-prune: deleted 0 rows %s; pruned_through %lld\n", what,
                (long long)after.pruned_through);

@@ -440,7 +440,9 @@ static bool append_message(struct ws_conn *c, const struct ws_frame_chunk *ch)
         c->msg.len += ch->len;
     }
     if (ch->message_opcode == WS_FRAME_OP_TEXT) {
-        enum utf8_result u = utf8_feed(&c->utf8, c->msg.data + old_len, c->msg.len - old_len);
+        enum utf8_result u = c->msg.len > old_len
+                                 ? utf8_feed(&c->utf8, c->msg.data + old_len, c->msg.len - old_len)
+                                 : utf8_feed(&c->utf8, (const uint8_t *)"", 0);
         if (u == UTF8_INVALID || (ch->is_message_end && u != UTF8_COMPLETE)) {
             fail(c, 1007, ws_frame_strerror(WS_FRAME_ERR_TEXT_UTF8));
             return false;

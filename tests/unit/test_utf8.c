@@ -94,14 +94,16 @@ static const struct utf8_case cases[] = {
     {"f4 90 80 80", S("\xf4\x90\x80\x80"), UTF8_INVALID, 1},
     {"f4 bf bf bf", S("\xf4\xbf\xbf\xbf"), UTF8_INVALID, 1},
     /* Autobahn 6.3.1 / 6.4.x: fail fast inside a longer text */
-    {"autobahn 6.3.1", S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65"
-                         "\x64"),
+    {"autobahn 6.3.1",
+     S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited"),
      UTF8_INVALID, 12},
-    {"autobahn 6.4.1", S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\x65\x64\x69\x74"
-                         "\x65\x64"),
+    {"autobahn 6.4.1",
+     S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" "edited"),
      UTF8_INVALID, 12},
-    {"autobahn 6.4.3", S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90"), UTF8_INVALID, 12},
-    {"long ascii then bad", S("0123456789abcdef0123456789abcdef01234\xff" "tail"), UTF8_INVALID, 37},
+    {"autobahn 6.4.3", S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90"),
+     UTF8_INVALID, 12},
+    {"long ascii then bad", S("0123456789abcdef0123456789abcdef01234\xff" "tail"),
+     UTF8_INVALID, 37},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
