@@ -43,7 +43,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration demo bench clean install deps
+.PHONY: all test unit fuzz fuzz-replay integration admin browser demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -104,6 +104,12 @@ fuzz-replay: $(FUZZ_BIN)
 integration: all
 	@tests/integration/run.sh
 
+admin: all
+	@tests/admin/run.sh
+
+browser: all
+	@tests/browser/run.sh
+
 test:
 	@tests/run-all.sh
 
@@ -114,12 +120,20 @@ bench:
 	@bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(PREFIX)/share/litepush/sql \
-	  $(DESTDIR)$(PREFIX)/share/litepush/apache-conf
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cgi-bin \
+	  $(DESTDIR)$(PREFIX)/share/litepush/sql/publish $(DESTDIR)$(PREFIX)/share/litepush/apache-conf \
+	  $(DESTDIR)$(PREFIX)/share/litepush/systemd $(DESTDIR)$(PREFIX)/share/litepush/demo
 	install -m 755 cgi-bin/litepush.fcgi $(DESTDIR)$(PREFIX)/lib/cgi-bin/litepush.fcgi
-	for p in litepush-ws litepush-prune; do [ ! -f $$p ] || install -m 755 $$p $(DESTDIR)$(PREFIX)/bin/; done
+	install -m 755 litepush-ws litepush-prune $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/litepush/sql/
-	install -m 644 apache-conf/* $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
+	install -m 644 sql/publish/* $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
+	install -m 644 apache-conf/*.conf $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
+	install -m 644 systemd/litepush-* $(DESTDIR)$(PREFIX)/share/litepush/systemd/
+	install -m 644 demo/index.html $(DESTDIR)$(PREFIX)/share/litepush/demo/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	for p in cgi-bin/litepush.fcgi ./litepush-ws ./litepush-prune; do \
+	  n=$${p##*/}; { echo ".TH $$n 1"; echo ".SH SYNOPSIS"; echo ".nf"; $$p --help; echo ".fi"; } \
+	    > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1; done
 
 clean:
 	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune

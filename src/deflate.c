@@ -20,9 +20,15 @@
  *   window is carried into the next message as a preset dictionary.
  * - A message must end on a DEFLATE block boundary once the tail is added
  *   (zlib reports it in data_type bit 128); otherwise it is invalid data.
- * - Raw inflate with window bits 8 is done with 9: zlib before 1.2.9 wrote
- *   with a 512-byte window when asked for 256, and a larger window never
- *   hurts decoding. */
+ * - Every inflater uses a 32 KiB window, whatever client_max_window_bits
+ *   was agreed. zlib (built without INFLATE_STRICT) checks a smaller window
+ *   only against history, not against distances that land in the current
+ *   output buffer, so a peer reaching past its promised window would be
+ *   accepted or refused depending on how its bytes were split (found by
+ *   fuzzing). With 15 bits, every distance DEFLATE can encode is judged
+ *   against real history only, so the verdict is the same however the bytes
+ *   arrive; a larger window never hurts a conforming peer. It also covers
+ *   zlib before 1.2.9 writing with 512 bytes when asked for 256. */
 #define ZLIB_CONST
 #include "deflate.h"
 
@@ -271,17 +277,15 @@ void deflate_inflater_init(struct deflate_inflater *inf, int window_bits,
 
 static enum deflate_err open_inflater(struct deflate_inflater *inf)
 {
-    int bits = inf->window_bits == 0 ? 15 : inf->window_bits;
-    /* RFC 7692 §7.1.2.2: the client's window is 8..15 bits; see NOTES for 8. */
-    if (bits < 8 || bits > 15)
+    /* RFC 7692 §7.1.2.2: the client's window is 8..15 bits; we inflate with
+     * 15 regardless (see NOTES). */
+    if (inf->window_bits != 0 && (inf->window_bits < 8 || inf->window_bits > 15))
         return DEFLATE_ERR_PARAM;
-    if (bits == 8)
-        bits = 9;
     struct deflate_zstream *zs = calloc(1, sizeof *zs);
     if (zs == NULL)
         return DEFLATE_ERR_NOMEM;
     hook_allocator(zs);
-    if (inflateInit2(&zs->strm, -bits) != Z_OK) {
+    if (inflateInit2(&zs->strm, -15) != Z_OK) {
         free(zs);
         return DEFLATE_ERR_NOMEM;
     }

@@ -8,7 +8,7 @@
  *
  * Memory (zlib 1.2.13, x86-64, measured through counting zalloc hooks by
  * tests/unit/test_deflate.c; deflate_*_heap_bytes report the live figure):
- *   inflater, window bits 15, once it has inflated anything: 40,080 bytes =
+ *   inflater (always a 15-bit window), once it has inflated anything: 40,080 bytes =
  *     our z_stream holder 120 + inflate state 7,160 + window 32,768 + a
  *     16-byte size prefix on each of zlib's two blocks (malloc's own
  *     overhead comes on top). Allocated at the first compressed message,
@@ -86,7 +86,7 @@ enum deflate_err deflate_compress_message(const void *in, size_t len, int window
  * and freed by deflate_inflater_trim (when allowed) or deflate_inflater_free. */
 struct deflate_inflater {
     struct deflate_zstream *zs;  /* owned; NULL until needed */
-    int window_bits;             /* 0 means 15 */
+    int window_bits;             /* agreed client window; 0 means 15 */
     bool is_no_context_takeover; /* the agreed client_no_context_takeover */
     bool is_stream_end;          /* a BFINAL block ended this message */
     bool is_broken;              /* an error happened; only _free is valid */
@@ -94,9 +94,11 @@ struct deflate_inflater {
     size_t msg_out_len;          /* inflated bytes of the message so far */
 };
 
-/* Sets up *inf from the negotiated parameters (the agreed
- * client_max_window_bits, 8..15, and client_no_context_takeover). Allocates
- * nothing. */
+/* Sets up a zero-filled or freed *inf from the negotiated parameters (the
+ * agreed client_max_window_bits, 8..15, and client_no_context_takeover).
+ * Allocates nothing. window_bits is only checked: every inflater decodes
+ * with a 32 KiB window, so that the verdict on a peer overreaching its
+ * window never depends on how its frames were split (see deflate.c). */
 void deflate_inflater_init(struct deflate_inflater *inf, int window_bits,
                            bool is_no_context_takeover);
 

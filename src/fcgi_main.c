@@ -334,6 +334,13 @@ int main(int argc, char **argv)
     }
 
     char err[512];
+    /* The schema exists before the port opens: a client never meets an
+     * empty database. */
+    struct store *store = store_open(db, err, sizeof err);
+    if (store == NULL) {
+        fprintf(stderr, "litepush.fcgi: %s\n", err);
+        return 1;
+    }
     int listen_fd = 0;
     if (listen_spec != NULL) {
         listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
@@ -349,11 +356,6 @@ int main(int argc, char **argv)
     }
     listen_raise_fd_limit();
 
-    struct store *store = store_open(db, err, sizeof err);
-    if (store == NULL) {
-        fprintf(stderr, "litepush.fcgi: %s\n", err);
-        return 1;
-    }
     if (FCGX_Init() != 0) {
         fputs("litepush.fcgi: FCGX_Init failed\n", stderr);
         return 1;

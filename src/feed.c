@@ -9,8 +9,9 @@
  *
  * Gap signal (CONTRACT): a resume id above every id ever issued means the
  * database was replaced or restored; a resume id below the oldest row kept
- * (minus one), or below the highest id retention pruned (litepush_meta
- * 'pruned_through'), means rows after it were pruned. Either way the owner first
+ * (minus one), or below the highest id retention pruned from the log or
+ * from one of the feed's channels (litepush_meta), means rows after it
+ * were pruned. Either way the owner first
  * gets a litepush.reset row, whose id is the point the feed continues
  * after, so a client that reconnects at once does not see it twice. */
 #include "feed.h"
@@ -35,11 +36,12 @@ static void deliver_live(void *subscriber, struct hub_delivery *d)
 }
 
 /* Where a resume continues, and why not at `requested` (NULL if it does). */
-static int64_t resume_point(const struct feed_source *src, int64_t requested, const char **reason)
+static int64_t resume_point(const struct feed *f, int64_t requested, const char **reason)
 {
+    const struct feed_source *src = f->src;
     struct store_bounds b = {0};
     *reason = NULL;
-    if (store_bounds(src->store, &b) != STORE_OK)
+    if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) != STORE_OK)
         return requested;
     int64_t seen = watcher_last_id(src->watcher);
     int64_t issued = b.issued_max > seen ? b.issued_max : seen;
@@ -107,12 +109,17 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
         f->channel_count = i + 1;
     }
     if (!has_resume) {
-        f->cursor = watcher_last_id(src->watcher);
+        /* Live from now: the log's last id, which may be ahead of the
+         * watcher by a commit it has not read yet. */
+        int64_t last = 0;
+        store_last_id(src->store, &last);
+        int64_t seen = watcher_last_id(src->watcher);
+        f->cursor = last > seen ? last : seen;
         f->is_live = true;
         return true;
     }
     const char *reason;
-    f->cursor = resume_point(src, resume_id, &reason);
+    f->cursor = resume_point(f, resume_id, &reason);
     if (reason != NULL)
         queue_reset(f, reason, resume_id, f->cursor);
     return feed_replay_step(f) == STORE_OK;

@@ -148,12 +148,15 @@ static int parse_number(const char *flag, const char *s, int64_t min, int64_t ma
  * printing --help. */
 static int parse_args(int argc, char **argv, struct prune_config *cfg)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},        {"keep-days", required_argument, NULL, 'k'},
-        {"keep-rows", required_argument, NULL, 'r'}, {"channel", required_argument, NULL, 'c'},
-        {"batch", required_argument, NULL, 'b'},     {"pause", required_argument, NULL, 'p'},
-        {"dry-run", no_argument, NULL, 'n'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"keep-days", required_argument, NULL, 'k'},
+                                         {"keep-rows", required_argument, NULL, 'r'},
+                                         {"channel", required_argument, NULL, 'c'},
+                                         {"batch", required_argument, NULL, 'b'},
+                                         {"pause", required_argument, NULL, 'p'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -234,8 +237,7 @@ static void describe(const struct prune_config *cfg, int64_t cutoff_ms, char *bu
 
 static int db_error(struct store *st, const char *what, enum store_err err)
 {
-    fprintf(stderr, "litepush-prune: %s: %s (%s)\n", what, store_strerror(err),
-            store_errmsg(st));
+    fprintf(stderr, "litepush-prune: %s: %s (%s)\n", what, store_strerror(err), store_errmsg(st));
     return 1;
 }
 
@@ -296,13 +298,14 @@ int main(int argc, char **argv)
     int64_t cutoff_ms = now_ms(CLOCK_REALTIME) - cfg.keep_days * MS_PER_DAY;
     int64_t keep_from = 0, rows = 0, min_id = 0, max_id = 0, deleted = 0, batches = 0;
     struct store_bounds before = {0}, after = {0};
+    size_t channel_len = cfg.channel ? strlen(cfg.channel) : 0;
     enum store_err err = cfg.keep_days >= 0
                              ? store_prune_bound_age(st, cfg.channel, cutoff_ms, &keep_from)
                              : store_prune_bound_rows(st, cfg.channel, cfg.keep_rows, &keep_from);
     if (err == STORE_OK)
         err = store_prune_count(st, cfg.channel, keep_from, &rows, &min_id, &max_id);
     if (err == STORE_OK)
-        err = store_bounds(st, &before);
+        err = store_bounds(st, &cfg.channel, &channel_len, cfg.channel ? 1 : 0, &before);
     if (err != STORE_OK) {
         rc = db_error(st, "reading the log", err);
         goto out;
@@ -319,7 +322,7 @@ int main(int argc, char **argv)
     rc = prune(st, &cfg, keep_from, &deleted, &max_id, &batches);
     if (rc != 0)
         goto out;
-    err = store_bounds(st, &after);
+    err = store_bounds(st, &cfg.channel, &channel_len, cfg.channel ? 1 : 0, &after);
     if (err != STORE_OK) {
         rc = db_error(st, "reading the log", err);
         goto out;

@@ -21,6 +21,7 @@
 #include "responder.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,16 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     }
     s->r = r;
     s->io.fd = req->fd;
+    /* libfcgi hands over a blocking socket; the loop must never block. */
+    int flags = fcntl(req->fd, F_GETFL);
+    if (flags < 0 || fcntl(req->fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        fprintf(stderr, "litepush: %s: fcntl: %s\n", __func__, strerror(errno));
+        close(req->fd);
+        free(s);
+        if (r->cfg.admitted != NULL)
+            atomic_fetch_sub(r->cfg.admitted, 1);
+        return;
+    }
     s->io.on_ready = on_stream_io;
     s->request_id = req->request_id;
     s->last_queued_ms = loop_now_ms(r->loop);

@@ -208,15 +208,28 @@ static int64_t optional_integer(sqlite3 *db, const char *sql)
     return v;
 }
 
-enum store_err store_bounds(struct store *st, struct store_bounds *out)
+enum store_err store_bounds(struct store *st, const char *const *channels,
+                            const size_t *channel_lens, size_t channel_count,
+                            struct store_bounds *out)
 {
-    /* One read transaction, so the three figures agree with each other. */
+    /* One read transaction, so the figures agree with each other. */
     if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return STORE_ERR_QUERY;
     out->oldest_id = optional_integer(st->db, "SELECT coalesce(min(id), 0) FROM messages");
     out->issued_max = optional_integer(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'");
     out->pruned_through =
         optional_integer(st->db, "SELECT value FROM litepush_meta WHERE key = 'pruned_through'");
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM litepush_meta WHERE key = 'pruned_through:' || ?1",
+                           -1, &stmt, NULL) == SQLITE_OK) {
+        for (size_t i = 0; i < channel_count; i++) {
+            sqlite3_bind_text(stmt, 1, channels[i], (int)channel_lens[i], SQLITE_STATIC);
+            if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > out->pruned_through)
+                out->pruned_through = sqlite3_column_int64(stmt, 0);
+            sqlite3_reset(stmt);
+        }
+    }
+    sqlite3_finalize(stmt);
     sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     return STORE_OK;
 }
@@ -421,14 +434,14 @@ enum store_err store_prune_count(struct store *st, const char *channel, int64_t 
                                  int64_t *rows, int64_t *min_id, int64_t *max_id)
 {
     int64_t v[3] = {0, 0, 0};
-    enum store_err err = prune_integers(
-        prune_prepare(st, channel,
-                      "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
-                      " FROM messages WHERE id < ?2",
-                      "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
-                      " FROM messages WHERE channel = ?1 AND id < ?2",
-                      keep_from, 0),
-        v, 3);
+    enum store_err err =
+        prune_integers(prune_prepare(st, channel,
+                                     "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                                     " FROM messages WHERE id < ?2",
+                                     "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                                     " FROM messages WHERE channel = ?1 AND id < ?2",
+                                     keep_from, 0),
+                       v, 3);
     *rows = v[0];
     *min_id = v[1];
     *max_id = v[2];
@@ -460,17 +473,22 @@ enum store_err store_prune_batch(struct store *st, const char *channel, int64_t 
     /* The batch is a prefix of the (channel's) id order, so "id <= its
      * highest id" names exactly its rows. */
     err = prune_integers(prune_prepare(st, channel, "DELETE FROM messages WHERE id <= ?2",
-                                       "DELETE FROM messages WHERE channel = ?1 AND id <= ?2",
-                                       v[1], 0),
+                                       "DELETE FROM messages WHERE channel = ?1 AND id <= ?2", v[1],
+                                       0),
                          NULL, 0);
     if (err != STORE_OK)
         goto out;
     int64_t changed = sqlite3_changes(st->db);
-    err = prune_integers(prune_prepare(st, NULL,
+    /* Pruning one channel marks only that channel, so a resume in another
+     * channel is not told of rows it never had. */
+    err = prune_integers(prune_prepare(st, channel,
                                        "INSERT INTO litepush_meta(key, value)"
                                        " VALUES ('pruned_through', ?2) ON CONFLICT(key)"
                                        " DO UPDATE SET value = max(value, excluded.value)",
-                                       NULL, v[1], 0),
+                                       "INSERT INTO litepush_meta(key, value)"
+                                       " VALUES ('pruned_through:' || ?1, ?2) ON CONFLICT(key)"
+                                       " DO UPDATE SET value = max(value, excluded.value)",
+                                       v[1], 0),
                          NULL, 0);
     if (err != STORE_OK)
         goto out;

@@ -58,13 +58,17 @@ enum store_err store_read(struct store *st, int64_t after, int64_t upto, const c
 
 /* What a resume needs to detect a gap: the oldest id still in the log (0
  * when empty), the highest id ever issued (AUTOINCREMENT's sequence) and the
- * highest id retention pruned (0 if never). */
+ * highest id retention pruned (0 if never) from the whole log or from any
+ * of channels[0..channel_count) (litepush_meta keys 'pruned_through' and
+ * 'pruned_through:<channel>'). */
 struct store_bounds {
     int64_t oldest_id;
     int64_t issued_max;
     int64_t pruned_through;
 };
-enum store_err store_bounds(struct store *st, struct store_bounds *out);
+enum store_err store_bounds(struct store *st, const char *const *channels,
+                            const size_t *channel_lens, size_t channel_count,
+                            struct store_bounds *out);
 
 /* Inserts one row and returns its id in *id. event may be NULL. */
 enum store_err store_insert(struct store *st, const char *channel, size_t channel_len,

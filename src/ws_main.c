@@ -172,17 +172,18 @@ int main(int argc, char **argv)
     cfg.queue_cap = (size_t)queue_bytes;
 
     char err[512];
+    /* The schema exists before the port opens. */
+    struct store *store = store_open(db, err, sizeof err);
+    if (store == NULL) {
+        fprintf(stderr, "litepush-ws: %s\n", err);
+        return 1;
+    }
     int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
     if (listen_fd < 0) {
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
     listen_raise_fd_limit();
-    struct store *store = store_open(db, err, sizeof err);
-    if (store == NULL) {
-        fprintf(stderr, "litepush-ws: %s\n", err);
-        return 1;
-    }
     struct main_ctx m = {0};
     m.loop = loop_new();
     m.signal_io.fd = cli_signalfd();

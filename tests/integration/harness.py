@@ -1,0 +1,737 @@
+"""Infrastructure for the litepush integration tests (run.py): processes,
+ports, the sqlite3 publisher, a raw-socket SSE reader, a bare FastCGI
+client, the npm eventsource client, and the Apache/lighttpd/responder
+processes with their generated configs. Standard library only."""
+import codecs
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BIN = os.environ.get("LITEPUSH_FCGI") or os.path.join(ROOT, "cgi-bin", "litepush.fcgi")
+WS_BIN = os.environ.get("LITEPUSH_WS") or os.path.join(ROOT, "litepush-ws")
+ES_CLIENT = os.path.join(HERE, "es_client.mjs")
+WS_CLIENT = os.path.join(HERE, "ws_client.mjs")
+APACHE_MODULES = "/usr/lib/apache2/modules"
+HEARTBEAT_S = 1          # --heartbeat for every responder under test
+RETRY_MS = 1500          # --retry: also the EventSource reconnect delay
+
+
+class Fail(Exception):
+    """A check failed; the message says what was expected and what came."""
+
+
+class Skip(Exception):
+    """The case cannot run here (what it needs is not part of this build)."""
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def short(x, n=300):
+    s = repr(x)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+# ----------------------------------------------------------------- processes
+class Procs:
+    """Every process the harness starts, so that all of them die at the end."""
+
+    def __init__(self):
+        self.procs = []
+        self.lock = threading.Lock()
+
+    def start(self, argv, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        with self.lock:
+            self.procs.append(p)
+        return p
+
+    @staticmethod
+    def stop(p, sig=signal.SIGTERM, wait_s=3.0):
+        if p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+
+    def stop_all(self):
+        with self.lock:
+            procs = list(self.procs)
+            self.procs = []
+        for p in reversed(procs):
+            try:
+                self.stop(p)
+            except Exception:
+                pass
+
+
+PROCS = Procs()
+
+
+def pids_with_env(marker):
+    """PIDs whose environment mentions marker (our temp dir): the responder
+    that lighttpd spawned lives in its own session, so killpg misses it."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tcp_listening(port):
+    """True when something LISTENs on 127.0.0.1:port (read from /proc, so
+    that readiness checks do not open FastCGI connections of their own)."""
+    want = ":%04X" % port
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[1].endswith(want) and parts[3] == "0A":
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def unix_listening(path):
+    try:
+        with open("/proc/net/unix") as f:
+            return any(line.rstrip().endswith(" " + path) for line in f)
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            raise Fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------ database
+class DB:
+    """Publishing through the sqlite3 CLI, the way the contract shows it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def run(self, sql, timeout=30):
+        r = subprocess.run(["sqlite3", "-batch", self.path], input=".timeout 10000\n" + sql,
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0 or r.stderr.strip():
+            raise Fail(f"sqlite3 failed (rc {r.returncode}): {r.stderr.strip()} in {short(sql)}")
+        return r.stdout
+
+    @staticmethod
+    def text(s):
+        """An SQL expression for the text s, with CR/LF/NUL as char(n) so the
+        CLI's line reading cannot alter them."""
+        parts, run = [], ""
+        for ch in s:
+            if ch in "\r\n\0":
+                if run:
+                    parts.append("'" + run.replace("'", "''") + "'")
+                    run = ""
+                parts.append(f"char({ord(ch)})")
+            else:
+                run += ch
+        if run or not parts:
+            parts.append("'" + run.replace("'", "''") + "'")
+        return "||".join(parts)
+
+    def insert_rows(self, rows):
+        """rows: (channel or None, data str|bytes, event or None). Returns ids;
+        each row is its own statement and transaction."""
+        sql = []
+        for channel, data, event in rows:
+            cols, vals = [], []
+            if channel is not None:
+                cols.append("channel")
+                vals.append(self.text(channel))
+            cols.append("event")
+            vals.append("NULL" if event is None else self.text(event))
+            cols.append("data")
+            vals.append("X'" + data.hex() + "'" if isinstance(data, bytes) else self.text(data))
+            sql.append(f"INSERT INTO messages({','.join(cols)}) VALUES({','.join(vals)}) RETURNING id;")
+        out = self.run("\n".join(sql) + "\n")
+        ids = [int(x) for x in out.split()]
+        check(len(ids) == len(rows), f"insert returned {out!r}")
+        return ids
+
+    def insert(self, channel, data, event=None):
+        return self.insert_rows([(channel, data, event)])[0]
+
+    def ids(self, channel):
+        out = self.run(f"SELECT id FROM messages WHERE channel={self.text(channel)} ORDER BY id;")
+        return [int(x) for x in out.split()]
+
+    def max_issued(self):
+        out = self.run("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'),0);")
+        return int(out.strip())
+
+
+# ---------------------------------------------------------------- SSE client
+class Stream:
+    """One GET /events over a raw socket: HTTP head, chunked decoding and an
+    incremental text/event-stream parser that keeps every field in order."""
+
+    def __init__(self, port, path, headers=None, method="GET", connect_timeout=5.0):
+        self.t0 = time.monotonic()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+        req = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        for k, v in (headers or {}).items():
+            req += f"{k}: {v}\r\n"
+        if method != "GET":
+            req += "Content-Length: 0\r\n"
+        req += "\r\n"
+        self.sock.sendall(req.encode("latin-1"))
+        self.sock.setblocking(False)
+        self.raw = b""
+        self.status = None
+        self.headers = {}
+        self.chunked = False
+        self.length = None
+        self.cstate = "size"
+        self.cleft = 0
+        self.body = b""
+        self.eof = False
+        self.dec = codecs.getincrementaldecoder("utf-8")("replace")
+        self.text = ""
+        self.lines = []          # every line, in order, as (time, line)
+        self.fields = []         # the block being built
+        self.events = []         # blocks with id/event/data: dicts
+        self.comments = []       # (time, line)
+        self.retries = []
+
+    # -- feeding
+    def fileno(self):
+        return self.sock.fileno()
+
+    def on_readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            self._text(b"", final=True)
+            return
+        self._feed(data)
+
+    def _feed(self, data):
+        if self.status is None:
+            self.raw += data
+            i = self.raw.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            head, rest = self.raw[:i].decode("latin-1"), self.raw[i + 4:]
+            lines = head.split("\r\n")
+            m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+            if not m:
+                raise Fail(f"bad status line {lines[0]!r}")
+            self.status = int(m.group(1))
+            for ln in lines[1:]:
+                k, _, v = ln.partition(":")
+                self.headers[k.strip().lower()] = v.strip()
+            self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+            if "content-length" in self.headers:
+                self.length = int(self.headers["content-length"])
+            self.raw = b""
+            data = rest
+        if self.chunked:
+            self.raw += data
+            out = b""
+            while True:
+                if self.cstate == "size":
+                    i = self.raw.find(b"\r\n")
+                    if i < 0:
+                        break
+                    size = int(self.raw[:i].split(b";")[0], 16)
+                    self.raw = self.raw[i + 2:]
+                    if size == 0:
+                        self.cstate = "done"
+                        break
+                    self.cleft, self.cstate = size, "data"
+                elif self.cstate == "data":
+                    take = self.raw[:self.cleft]
+                    out += take
+                    self.raw = self.raw[len(take):]
+                    self.cleft -= len(take)
+                    if self.cleft:
+                        break
+                    self.cstate = "crlf"
+                elif self.cstate == "crlf":
+                    if len(self.raw) < 2:
+                        break
+                    self.raw = self.raw[2:]
+                    self.cstate = "size"
+                else:
+                    break
+            data = out
+        self.body += data
+        self._text(data, final=self.cstate == "done")
+        if self.cstate == "done" or (self.length is not None and len(self.body) >= self.length):
+            self.eof = True
+
+    def _text(self, data, final):
+        self.text += self.dec.decode(data, final)
+        while True:
+            i = min([j for j in (self.text.find("\r"), self.text.find("\n")) if j >= 0], default=-1)
+            if i < 0:
+                break
+            if self.text[i] == "\r" and i == len(self.text) - 1 and not final:
+                break                # may be the first half of CRLF
+            line = self.text[:i]
+            step = 2 if self.text[i:i + 2] == "\r\n" else 1
+            self.text = self.text[i + step:]
+            self._line(line)
+
+    def _line(self, line):
+        now = time.monotonic()
+        self.lines.append((now, line))
+        if line == "":
+            fl = [(k, v) for k, v in self.fields if k != "retry"]
+            if any(k in ("id", "event", "data") for k, _ in fl):
+                ev = {"fields": fl, "t": now, "id": None, "event": None, "datas": []}
+                for k, v in fl:
+                    if k == "data":
+                        ev["datas"].append(v)
+                    elif k in ("id", "event"):
+                        ev[k] = v
+                ev["data"] = "\n".join(ev["datas"])
+                self.events.append(ev)
+            self.fields = []
+            return
+        if line.startswith(":"):
+            self.comments.append((now, line))
+            return
+        k, _, v = line.partition(":")
+        if v.startswith(" "):
+            v = v[1:]
+        if k == "retry":
+            self.retries.append(v)
+        self.fields.append((k, v))
+
+    # -- waiting
+    def pump(self, timeout):
+        if self.eof:
+            time.sleep(min(timeout, 0.05))
+            return
+        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        if r:
+            self.on_readable()
+
+    def wait(self, pred, timeout, what):
+        end = time.monotonic() + timeout
+        while not pred():
+            left = end - time.monotonic()
+            if left <= 0:
+                raise Fail(f"timed out after {timeout:g}s waiting for {what}; status {self.status}, "
+                           f"events {short([e['fields'] for e in self.events])}, tail {short(self.body[-300:])}")
+            if self.eof and not pred():
+                raise Fail(f"stream ended while waiting for {what}; status {self.status}, "
+                           f"body {short(self.body[-400:])}")
+            self.pump(min(left, 0.2))
+
+    def open(self, timeout=5.0):
+        """Waits for the head and the retry field: the stream is then open."""
+        self.wait(lambda: self.status is not None, timeout, "response head")
+        check(self.status == 200, f"expected 200, got {self.status}: {short(self.body)} "
+                                  f"(head {self.headers})")
+        self.wait(lambda: self.retries, timeout, "the retry: field at stream open")
+        return self
+
+    def wait_events(self, n, timeout=5.0):
+        self.wait(lambda: len(self.events) >= n, timeout, f"{n} events")
+        return self.events[:n]
+
+    def quiet(self, seconds):
+        """Reads for a while, to catch anything extra (duplicates)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self.eof:
+            self.pump(end - time.monotonic())
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def http_once(port, path, method="GET", headers=None, timeout=5.0):
+    """A request whose response ends (errors): returns (status, headers, body)."""
+    s = Stream(port, path, headers=headers, method=method)
+    try:
+        s.wait(lambda: s.status is not None, timeout, "response head")
+        if s.status == 200:
+            return s.status, s.headers, s.body
+        s.wait(lambda: s.eof or (s.length is not None and len(s.body) >= s.length), timeout,
+               "end of the error body")
+        return s.status, s.headers, s.body
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------ FastCGI client
+def fcgi_request(address, params, timeout=5.0, until=None):
+    """A bare FastCGI client (responder role) for checks without a web
+    server. address: (host, port) or a unix path. Returns the stdout bytes
+    once `until` is found in them, or when the request ends."""
+    def rec(typ, content):
+        return bytes([1, typ, 0, 1, len(content) >> 8, len(content) & 255, 0, 0]) + content
+
+    def nv(k, v):
+        out = b""
+        for x in (k, v):
+            n = len(x)
+            out += bytes([n]) if n < 128 else (n | 0x80000000).to_bytes(4, "big")
+        return out + k + v
+
+    fam = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(address)
+    body = b"".join(nv(k.encode(), v.encode()) for k, v in params.items())
+    s.sendall(rec(1, bytes([0, 1, 0, 0, 0, 0, 0, 0])) + rec(4, body) + rec(4, b"") + rec(5, b""))
+    buf, out, end = b"", b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            if not d:
+                break
+            buf += d
+            while len(buf) >= 8:
+                clen, plen = (buf[4] << 8) | buf[5], buf[6]
+                if len(buf) < 8 + clen + plen:
+                    break
+                typ, content = buf[1], buf[8:8 + clen]
+                buf = buf[8 + clen + plen:]
+                if typ == 6:
+                    out += content
+                elif typ == 3:
+                    return out
+            if until is not None and until in out:
+                return out
+    finally:
+        s.close()
+    return out
+
+
+# ------------------------------------------------------------ node client
+class NodeES:
+    """es_client.mjs: the npm eventsource v4 client, one JSON line per event
+    (or, with script=WS_CLIENT, the npm ws client, one line per message)."""
+
+    def __init__(self, url, count, timeout_ms, script=ES_CLIENT):
+        self.p = PROCS.start(["node", script, url, "--count", str(count),
+                              "--timeout-ms", str(timeout_ms)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE)
+        self.lines = []
+        self.err = b""
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            try:
+                self.lines.append(json.loads(raw))
+            except ValueError:
+                self.lines.append({"type": "junk", "line": raw.decode("utf-8", "replace")})
+
+    def events(self, kind="event"):
+        return [x for x in self.lines if x.get("type") == kind]
+
+    def wait(self, pred, timeout, what):
+        try:
+            wait_until(pred, timeout, what)
+        except Fail as e:
+            raise Fail(f"{e}; node said {short(self.lines, 600)}")
+
+    def finish(self, timeout):
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            Procs.stop(self.p)
+            raise Fail(f"node client did not exit; said {short(self.lines, 600)}")
+        self.t.join(2)
+        self.err = self.p.stderr.read()
+        check(self.p.returncode == 0, f"node client exit {self.p.returncode}: {self.err[-400:]!r}")
+        return self.events("message" if WS_CLIENT in self.p.args else "event")
+
+    def kill(self):
+        Procs.stop(self.p)
+
+
+# ------------------------------------------------------------ the servers
+class Responder:
+    def __init__(self, env, name, listen, extra=()):
+        self.env, self.name, self.listen = env, name, listen
+        self.argv = [BIN, "--db", env.db.path, "--listen", listen,
+                     "--heartbeat", str(HEARTBEAT_S), "--retry", str(RETRY_MS), *extra]
+        self.p = None
+        self.logpath = os.path.join(env.dir, f"{name}.log")
+        self.starts = 0
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def start(self, timeout=5.0):
+        self.starts += 1
+        logf = open(self.logpath, "ab")
+        logf.write(f"---- start {self.starts}: {' '.join(self.argv)}\n".encode())
+        logf.flush()
+        self.p = PROCS.start(self.argv, stdout=logf, stderr=logf)
+        logf.close()
+        if self.listen.startswith("/"):
+            ready = lambda: unix_listening(self.listen) or self.p.poll() is not None
+        else:
+            port = int(self.listen.rsplit(":", 1)[1])
+            ready = lambda: tcp_listening(port) or self.p.poll() is not None
+        wait_until(ready, timeout, f"{self.name} to listen on {self.listen}")
+        if self.p.poll() is not None:
+            raise Fail(f"{self.name} exited with {self.p.returncode} at start: {self.log_tail()}")
+        if self.listen.startswith("/"):
+            os.chmod(self.listen, 0o666)      # Apache's children run as www-data
+
+    def kill9(self):
+        os.kill(self.p.pid, signal.SIGKILL)
+        self.p.wait(5)
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.logpath, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Target:
+    """A front end and path under test: which port and URL prefix, and which
+    responder process serves it."""
+
+    def __init__(self, name, port, path, responder, full):
+        self.name, self.port, self.path, self.responder, self.full = name, port, path, responder, full
+
+    def url(self, query=""):
+        return self.path + ("?" + query if query else "")
+
+    def http_url(self, query=""):
+        return f"http://127.0.0.1:{self.port}{self.url(query)}"
+
+    def stream(self, query="", headers=None):
+        return Stream(self.port, self.url(query), headers=headers)
+
+    def ch(self, case):
+        """A channel name of its own for each case and target."""
+        return f"{self.name}.{case}.{os.urandom(3).hex()}"
+
+    def responder_pid(self):
+        return self.responder.pid if self.responder else None
+
+
+class Env:
+    def __init__(self, keep):
+        self.dir = tempfile.mkdtemp(prefix="litepush-it-")
+        os.chmod(self.dir, 0o755)
+        self.keep = keep
+        self.db = DB(os.path.join(self.dir, "push.db"))
+        self.fport = free_port()
+        self.aport = free_port()
+        self.lport = free_port()
+        self.wsport = free_port()       # litepush-ws, when it is built
+        self.closed_port = free_port()  # nothing listens: the 503 check
+        self.sock = os.path.join(self.dir, "fcgi.sock")
+        self.spawn_sock = os.path.join(self.dir, "spawn.sock")
+        self.main = self.unix = self.ws = None
+        self.apache = self.lighttpd = None
+        self.targets = []
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def apache_conf(self):
+        d = self.dir
+        mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+        loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
+        return f"""# generated by tests/integration/run.py
+ServerRoot "{d}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.aport}
+PidFile "{d}/apache.pid"
+DefaultRuntimeDir "{d}/apache-run"
+ErrorLog "{d}/apache-error.log"
+LogLevel warn
+User www-data
+Group www-data
+{loads}
+# 200 concurrent streams + 50 in the cleanup case, each holding a thread.
+StartServers        2
+ServerLimit         4
+ThreadLimit         128
+ThreadsPerChild     128
+MaxRequestWorkers   512
+MinSpareThreads     32
+MaxSpareThreads     512
+MaxConnectionsPerChild 0
+Timeout 30
+ListenBacklog 511
+DocumentRoot "{d}/www"
+<Directory />
+    Require all granted
+</Directory>
+LogFormat "%h %t \\"%r\\" %>s %b %D" lp
+CustomLog "{d}/apache-access.log" lp
+ProxyPass /events fcgi://127.0.0.1:{self.fport}/ flushpackets=on timeout=30 retry=0
+ProxyPass /unix/events unix:{self.sock}|fcgi://localhost/ flushpackets=on timeout=30 retry=0
+ProxyPass /closed fcgi://127.0.0.1:{self.closed_port}/ flushpackets=on timeout=5 retry=0
+ProxyPass /ws ws://127.0.0.1:{self.wsport}/ws retry=0
+<LocationMatch "^/(unix/)?events">
+    SetEnv no-gzip 1
+    SetEnv nokeepalive 1
+</LocationMatch>
+"""
+
+    def lighttpd_conf(self):
+        d = self.dir
+        spawn = f"{BIN} --heartbeat {HEARTBEAT_S} --retry {RETRY_MS}"
+        return f"""# generated by tests/integration/run.py
+server.document-root = "{d}/www"
+server.bind = "127.0.0.1"
+server.port = {self.lport}
+server.errorlog = "{d}/lighttpd-error.log"
+server.modules = ( "mod_fastcgi", "mod_proxy", "mod_accesslog" )
+accesslog.filename = "{d}/lighttpd-access.log"
+server.stream-response-body = 2
+server.max-fds = 4096
+server.max-connections = 1500
+fastcgi.server = (
+    "/events" => (( "host" => "127.0.0.1", "port" => {self.fport},
+                    "check-local" => "disable", "disable-time" => 1 )),
+    "/spawn/events" => ((
+        "socket" => "{self.spawn_sock}",
+        "bin-path" => "{spawn}",
+        "bin-environment" => ( "LITEPUSH_DB" => "{self.db.path}", "LITEPUSH_IT" => "{d}" ),
+        "max-procs" => 1,
+        "check-local" => "disable" )),
+    "/closed" => (( "host" => "127.0.0.1", "port" => {self.closed_port},
+                    "check-local" => "disable", "disable-time" => 1 ))
+)
+proxy.server = ( "/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport} )) )
+proxy.header = ( "upgrade" => "enable" )
+"""
+
+    def start_ws(self):
+        """litepush-ws on the port the /ws lines of both configs point at."""
+        logf = open(os.path.join(self.dir, "responder-ws.log"), "ab")
+        self.ws = PROCS.start([WS_BIN, "--db", self.db.path, "--listen", f"127.0.0.1:{self.wsport}"],
+                              stdout=logf, stderr=logf)
+        logf.close()
+        wait_until(lambda: tcp_listening(self.wsport) or self.ws.poll() is not None, 5,
+                   "litepush-ws to listen")
+        check(self.ws.poll() is None, f"litepush-ws exited with {self.ws.returncode}")
+
+    def start_web(self):
+        os.makedirs(os.path.join(self.dir, "www"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "apache-run"), exist_ok=True)
+        aconf = self.write("apache.conf", self.apache_conf())
+        lconf = self.write("lighttpd.conf", self.lighttpd_conf())
+        alog = open(os.path.join(self.dir, "apache-stderr.log"), "ab")
+        llog = open(os.path.join(self.dir, "lighttpd-stderr.log"), "ab")
+        env = dict(os.environ, APACHE_RUN_DIR=os.path.join(self.dir, "apache-run"),
+                   APACHE_LOCK_DIR=os.path.join(self.dir, "apache-run"),
+                   APACHE_LOG_DIR=self.dir, APACHE_PID_FILE=os.path.join(self.dir, "apache.pid"),
+                   APACHE_RUN_USER="www-data", APACHE_RUN_GROUP="www-data")
+        self.apache = PROCS.start(["/usr/sbin/apache2", "-f", aconf, "-DFOREGROUND"],
+                                  stdout=alog, stderr=alog, env=env)
+        self.lighttpd = PROCS.start(["lighttpd", "-D", "-f", lconf], stdout=llog, stderr=llog,
+                                    env=dict(os.environ, LITEPUSH_IT=self.dir))
+        alog.close()
+        llog.close()
+        for name, p, port in (("apache", self.apache, self.aport), ("lighttpd", self.lighttpd, self.lport)):
+            wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, f"{name} to listen")
+            check(p.poll() is None, f"{name} exited with {p.returncode}: {self.tail(name)}")
+
+    def tail(self, name, n=20):
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if f.startswith(name) and f.endswith(".log"):
+                with open(os.path.join(self.dir, f), "rb") as fh:
+                    lines = fh.read().splitlines()[-n:]
+                if lines:
+                    out.append(f"== {f}\n" + "\n".join(l.decode("utf-8", "replace") for l in lines))
+        return "\n".join(out)
+
+    def cleanup(self):
+        PROCS.stop_all()
+        for pid in pids_with_env(self.dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
