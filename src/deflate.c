@@ -32,15 +32,12 @@
 #define ZLIB_CONST
 #include "deflate.h"
 
+#include <limits.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-/* zlib's length types. Not UINT_MAX: with -Isrc, <limits.h> would find
- * the project's src/limits.h. */
-#define UINT_CAP ((uInt)-1)
-#define ULONG_CAP ((uLong)-1)
 /* Each zlib allocation carries its size in front, aligned for any type. */
 #define ALLOC_PREFIX alignof(max_align_t)
 /* First output chunk; the buffer then doubles. */
@@ -172,8 +169,7 @@ struct deflate_compressor *deflate_compressor_new(int window_bits, int level)
         return NULL;
     hook_allocator(&c->z);
     /* Negative window bits: raw DEFLATE, no zlib header (RFC 7692 §7.2.1). */
-    if (deflateInit2(&c->z.strm, level, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK) {
+    if (deflateInit2(&c->z.strm, level, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         free(c);
         return NULL;
     }
@@ -197,11 +193,11 @@ static enum deflate_err compress_into(z_stream *s, const uint8_t *in, size_t len
                                       struct deflate_buf *out)
 {
     size_t left = len;
-    uLong bound = deflateBound(s, len > ULONG_CAP - 64 ? ULONG_CAP - 64 : (uLong)len) + 16;
+    uLong bound = deflateBound(s, len > ULONG_MAX - 64 ? ULONG_MAX - 64 : (uLong)len) + 16;
     enum deflate_err err = buf_reserve(out, bound < SIZE_MAX ? (size_t)bound : len, SIZE_MAX);
     while (err == DEFLATE_OK) {
         if (s->avail_in == 0 && left > 0) {
-            uInt chunk = left > UINT_CAP ? UINT_CAP : (uInt)left;
+            uInt chunk = left > UINT_MAX ? UINT_MAX : (uInt)left;
             s->next_in = in;
             s->avail_in = chunk;
             in += chunk;
@@ -214,7 +210,7 @@ static enum deflate_err compress_into(z_stream *s, const uint8_t *in, size_t len
         if (err != DEFLATE_OK)
             break;
         size_t room = out->cap - out->len;
-        uInt avail = room > UINT_CAP ? UINT_CAP : (uInt)room;
+        uInt avail = room > UINT_MAX ? UINT_MAX : (uInt)room;
         uInt in_before = s->avail_in;
         s->next_out = out->data + out->len;
         s->avail_out = avail;
@@ -242,9 +238,8 @@ enum deflate_err deflate_compress(struct deflate_compressor *c, const void *in, 
         return DEFLATE_ERR_PARAM;
     enum deflate_err err = compress_into(&c->z.strm, in, len, out);
     /* RFC 7692 §7.2.1: remove the 00 00 FF FF the flush ended with. */
-    if (err == DEFLATE_OK &&
-        (out->len - start < sizeof TAIL ||
-         memcmp(out->data + out->len - sizeof TAIL, TAIL, sizeof TAIL) != 0))
+    if (err == DEFLATE_OK && (out->len - start < sizeof TAIL ||
+                              memcmp(out->data + out->len - sizeof TAIL, TAIL, sizeof TAIL) != 0))
         err = DEFLATE_ERR_PARAM;
     if (err != DEFLATE_OK) {
         out->len = start;
@@ -303,12 +298,12 @@ static void close_inflater(struct deflate_inflater *inf)
 }
 
 /* Inflates in[0..len) into out, stopping at max_len + 1 bytes of message. */
-static enum deflate_err inflate_bytes(struct deflate_inflater *inf, const uint8_t *in,
-                                      size_t len, size_t max_len, struct deflate_buf *out)
+static enum deflate_err inflate_bytes(struct deflate_inflater *inf, const uint8_t *in, size_t len,
+                                      size_t max_len, struct deflate_buf *out)
 {
     z_stream *s = &inf->zs->strm;
     while (len > 0 && !inf->is_stream_end) {
-        uInt chunk = len > UINT_CAP ? UINT_CAP : (uInt)len;
+        uInt chunk = len > UINT_MAX ? UINT_MAX : (uInt)len;
         s->next_in = in;
         s->avail_in = chunk;
         for (;;) {
@@ -322,7 +317,7 @@ static enum deflate_err inflate_bytes(struct deflate_inflater *inf, const uint8_
             size_t room = out->cap - out->len;
             if (room > allowed)
                 room = allowed;
-            uInt avail = room > UINT_CAP ? UINT_CAP : (uInt)room;
+            uInt avail = room > UINT_MAX ? UINT_MAX : (uInt)room;
             s->next_out = out->data + out->len;
             s->avail_out = avail;
             int ret = inflate(s, Z_SYNC_FLUSH);

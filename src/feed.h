@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "input_limits.h"
 #include "store.h"
 
 struct hub;

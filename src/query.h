@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "input_limits.h"
 
 enum query_err {
     QUERY_OK = 0,

@@ -32,7 +32,7 @@
 #include "feed.h"
 #include "fcgi_record.h"
 #include "hub.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "loop.h"
 #include "outq.h"
 #include "payload.h"

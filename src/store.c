@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "input_limits.h"
 #include "payload.h"
 #include "query.h"
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "hub.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "loop.h"
 #include "store.h"
 

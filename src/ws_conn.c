@@ -29,7 +29,7 @@
 
 #include "deflate.h"
 #include "hub.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "loop.h"
 #include "outq.h"
 #include "payload.h"

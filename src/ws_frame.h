@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "input_limits.h"
 
 /* Largest header of a server-to-client (unmasked) frame: 2 + 8 length bytes. */
 #define WS_FRAME_SERVER_HEADER_MAX 10

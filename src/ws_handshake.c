@@ -182,8 +182,7 @@ static size_t find_blank_line(const char *buf, size_t from, size_t limit)
         if (lf == NULL)
             return 0;
         i = (size_t)(lf - buf);
-        if (i == 0 || buf[i - 1] == '\n' ||
-            (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n')))
+        if (i == 0 || buf[i - 1] == '\n' || (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n')))
             return i + 1;
         i++;
     }
@@ -294,8 +293,7 @@ static enum ws_handshake_err parse_header(struct ws_handshake_slice line,
     struct ws_handshake_slice name = {line.ptr, (size_t)(colon - line.ptr)};
     if (!is_token(name))
         return WS_HANDSHAKE_ERR_HEADER_SYNTAX;
-    struct ws_handshake_slice value =
-        trim(colon + 1, (size_t)(line.ptr + line.len - (colon + 1)));
+    struct ws_handshake_slice value = trim(colon + 1, (size_t)(line.ptr + line.len - (colon + 1)));
     for (size_t i = 0; i < value.len; i++)
         if (!is_field_byte((unsigned char)value.ptr[i]))
             return WS_HANDSHAKE_ERR_HEADER_SYNTAX;
@@ -377,8 +375,7 @@ static enum ws_handshake_err check_required(const struct ws_handshake_req *req,
     return WS_HANDSHAKE_OK;
 }
 
-static enum ws_handshake_err check_head(const char *buf, size_t end,
-                                        struct ws_handshake_req *req)
+static enum ws_handshake_err check_head(const char *buf, size_t end, struct ws_handshake_req *req)
 {
     size_t pos = 0;
     struct ws_handshake_slice line;
@@ -395,8 +392,8 @@ static enum ws_handshake_err check_head(const char *buf, size_t end,
     return err != WS_HANDSHAKE_OK ? err : check_required(req, &seen);
 }
 
-long ws_handshake_parse(struct ws_handshake_state *st, const char *buf, size_t len,
-                        size_t max_len, struct ws_handshake_req *req)
+long ws_handshake_parse(struct ws_handshake_state *st, const char *buf, size_t len, size_t max_len,
+                        struct ws_handshake_req *req)
 {
     size_t limit = len < max_len ? len : max_len;
     /* Resume where the last call stopped; a shorter buffer than before
@@ -487,9 +484,8 @@ void ws_handshake_accept(const char *key, size_t key_len, char out[WS_HANDSHAKE_
     crypto_base64_encode(digest, sizeof digest, out);
 }
 
-bool ws_handshake_select_protocol(const struct ws_handshake_req *req,
-                                  const char *const *supported, size_t n_supported,
-                                  struct ws_handshake_slice *out)
+bool ws_handshake_select_protocol(const struct ws_handshake_req *req, const char *const *supported,
+                                  size_t n_supported, struct ws_handshake_slice *out)
 {
     /* RFC 6455 §4.2.2 step 5.4 /subprotocol/: one of the client's values;
      * we honour the client's order of preference. */

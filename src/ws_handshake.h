@@ -32,23 +32,23 @@
  * one-line reason that becomes the response body). */
 enum ws_handshake_err {
     WS_HANDSHAKE_OK = 0,
-    WS_HANDSHAKE_ERR_TOO_LARGE,       /* no blank line within max_len bytes */
-    WS_HANDSHAKE_ERR_LINE_ENDING,     /* bare LF or bare CR */
-    WS_HANDSHAKE_ERR_REQUEST_LINE,    /* not "method SP target SP version" */
-    WS_HANDSHAKE_ERR_METHOD,          /* method other than GET */
-    WS_HANDSHAKE_ERR_TARGET,          /* target not origin-form, or bad bytes */
-    WS_HANDSHAKE_ERR_HTTP_VERSION,    /* older than HTTP/1.1, or malformed */
-    WS_HANDSHAKE_ERR_HEADER_SYNTAX,   /* bad field name, obs-fold, control byte */
-    WS_HANDSHAKE_ERR_BODY,            /* Content-Length > 0 or Transfer-Encoding */
-    WS_HANDSHAKE_ERR_HOST,            /* Host missing, empty or repeated */
-    WS_HANDSHAKE_ERR_UPGRADE,         /* no "websocket" in Upgrade */
-    WS_HANDSHAKE_ERR_CONNECTION,      /* no "upgrade" in Connection */
-    WS_HANDSHAKE_ERR_VERSION,         /* Sec-WebSocket-Version absent or not 13: 426 */
-    WS_HANDSHAKE_ERR_VERSION_REPEATED,/* Sec-WebSocket-Version sent twice */
-    WS_HANDSHAKE_ERR_KEY,             /* key missing, repeated, or not 16 bytes */
-    WS_HANDSHAKE_ERR_ORIGIN,          /* Origin repeated */
-    WS_HANDSHAKE_ERR_PROTOCOL,        /* bad or too many subprotocol names */
-    WS_HANDSHAKE_ERR_EXTENSIONS,      /* too many Sec-WebSocket-Extensions lines */
+    WS_HANDSHAKE_ERR_TOO_LARGE,        /* no blank line within max_len bytes */
+    WS_HANDSHAKE_ERR_LINE_ENDING,      /* bare LF or bare CR */
+    WS_HANDSHAKE_ERR_REQUEST_LINE,     /* not "method SP target SP version" */
+    WS_HANDSHAKE_ERR_METHOD,           /* method other than GET */
+    WS_HANDSHAKE_ERR_TARGET,           /* target not origin-form, or bad bytes */
+    WS_HANDSHAKE_ERR_HTTP_VERSION,     /* older than HTTP/1.1, or malformed */
+    WS_HANDSHAKE_ERR_HEADER_SYNTAX,    /* bad field name, obs-fold, control byte */
+    WS_HANDSHAKE_ERR_BODY,             /* Content-Length > 0 or Transfer-Encoding */
+    WS_HANDSHAKE_ERR_HOST,             /* Host missing, empty or repeated */
+    WS_HANDSHAKE_ERR_UPGRADE,          /* no "websocket" in Upgrade */
+    WS_HANDSHAKE_ERR_CONNECTION,       /* no "upgrade" in Connection */
+    WS_HANDSHAKE_ERR_VERSION,          /* Sec-WebSocket-Version absent or not 13: 426 */
+    WS_HANDSHAKE_ERR_VERSION_REPEATED, /* Sec-WebSocket-Version sent twice */
+    WS_HANDSHAKE_ERR_KEY,              /* key missing, repeated, or not 16 bytes */
+    WS_HANDSHAKE_ERR_ORIGIN,           /* Origin repeated */
+    WS_HANDSHAKE_ERR_PROTOCOL,         /* bad or too many subprotocol names */
+    WS_HANDSHAKE_ERR_EXTENSIONS,       /* too many Sec-WebSocket-Extensions lines */
 };
 
 /* A byte range inside the caller's buffer; ptr is NULL when absent. */
@@ -68,14 +68,14 @@ struct ws_handshake_state {
  * point into the buffer given to it. Header values are trimmed of spaces and
  * tabs. */
 struct ws_handshake_req {
-    size_t head_len;                        /* bytes up to and including the blank line */
-    struct ws_handshake_slice target;       /* request-target, e.g. "/ws?channel=a" */
-    struct ws_handshake_slice path;         /* target before '?' */
-    struct ws_handshake_slice query;        /* target after '?'; ptr NULL when no '?' */
-    struct ws_handshake_slice host;         /* Host value (never empty) */
-    struct ws_handshake_slice key;          /* Sec-WebSocket-Key as sent (24 chars) */
-    struct ws_handshake_slice origin;       /* Origin; ptr NULL when absent */
-    struct ws_handshake_slice forwarded_for;/* the last X-Forwarded-For line; NULL when absent */
+    size_t head_len;                         /* bytes up to and including the blank line */
+    struct ws_handshake_slice target;        /* request-target, e.g. "/ws?channel=a" */
+    struct ws_handshake_slice path;          /* target before '?' */
+    struct ws_handshake_slice query;         /* target after '?'; ptr NULL when no '?' */
+    struct ws_handshake_slice host;          /* Host value (never empty) */
+    struct ws_handshake_slice key;           /* Sec-WebSocket-Key as sent (24 chars) */
+    struct ws_handshake_slice origin;        /* Origin; ptr NULL when absent */
+    struct ws_handshake_slice forwarded_for; /* the last X-Forwarded-For line; NULL when absent */
     /* Offered subprotocols in the client's order of preference, all
      * Sec-WebSocket-Protocol lines combined (RFC 7230 §3.2.2). */
     struct ws_handshake_slice protocols[WS_HANDSHAKE_PROTOCOLS_MAX];
@@ -95,8 +95,8 @@ struct ws_handshake_req {
  * the handshake and stay the caller's), WS_HANDSHAKE_NEED_MORE when no blank
  * line has arrived yet, or WS_HANDSHAKE_INVALID with req->err set. Never
  * reads beyond buf[len - 1] nor beyond buf[max_len - 1]. */
-long ws_handshake_parse(struct ws_handshake_state *st, const char *buf, size_t len,
-                        size_t max_len, struct ws_handshake_req *req);
+long ws_handshake_parse(struct ws_handshake_state *st, const char *buf, size_t len, size_t max_len,
+                        struct ws_handshake_req *req);
 
 /* The one-line reason for err (a static string, no newline). */
 const char *ws_handshake_strerror(enum ws_handshake_err err);
@@ -114,9 +114,8 @@ void ws_handshake_accept(const char *key, size_t key_len, char out[WS_HANDSHAKE_
  * n_supported NUL-terminated names (exact, case-sensitive match).
  * Returns true and sets *out (a slice of the request buffer), or returns
  * false when none matches: the 101 then carries no Sec-WebSocket-Protocol. */
-bool ws_handshake_select_protocol(const struct ws_handshake_req *req,
-                                  const char *const *supported, size_t n_supported,
-                                  struct ws_handshake_slice *out);
+bool ws_handshake_select_protocol(const struct ws_handshake_req *req, const char *const *supported,
+                                  size_t n_supported, struct ws_handshake_slice *out);
 
 /* Writes the 101 Switching Protocols response for a valid req into
  * out[0..cap): Upgrade, Connection, Sec-WebSocket-Accept, and the
@@ -146,8 +145,8 @@ struct ws_handshake_pmd {
     bool server_no_context_takeover;
     /* The client resets its window per message: the inflater may reset too. */
     bool client_no_context_takeover;
-    int server_max_window_bits; /* 9..15: compress with this window */
-    int client_max_window_bits; /* 8..15: the client compresses within this */
+    int server_max_window_bits;                   /* 9..15: compress with this window */
+    int client_max_window_bits;                   /* 8..15: the client compresses within this */
     char response[WS_HANDSHAKE_PMD_RESPONSE_MAX]; /* Sec-WebSocket-Extensions value */
 };
 

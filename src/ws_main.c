@@ -9,7 +9,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "input_limits.h"
 #include "cli.h"
 #include "listen.h"
 #include "loop.h"

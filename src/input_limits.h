@@ -1,9 +1,10 @@
-/* Every limit on network input, in one place. Each is the largest value
- * accepted; anything larger gets the refusal the contract names (HTTP 400,
+/* input_limits: every limit on network input, in one place (constants
+ * prefixed LIMITS_; the file is not limits.h so that <limits.h> stays the
+ * system's). Each is the largest value accepted; anything larger gets the refusal the contract names (HTTP 400,
  * WebSocket close 1009, a dropped slow client). Flags may lower or raise the
  * ones marked "default". */
-#ifndef LITEPUSH_LIMITS_H
-#define LITEPUSH_LIMITS_H
+#ifndef LITEPUSH_INPUT_LIMITS_H
+#define LITEPUSH_INPUT_LIMITS_H
 
 /* Channel name length in bytes after percent-decoding (400 beyond). */
 #define LIMITS_CHANNEL_NAME_MAX 128
@@ -18,9 +19,8 @@
 #define LIMITS_QUEUE_BYTES_DEFAULT (1024 * 1024)
 /* Rows read from the log per batch, by the watcher and by a resume replay. */
 #define LIMITS_BATCH_ROWS 256
-/* Size of one row's data that the servers will carry (larger rows are sent
- * as a litepush.reset-free skip? no: they are sent; this bounds WebSocket
- * publishes only). Default message size for litepush-ws --max-message. */
+/* Default for litepush-ws --max-message: the largest client message, after
+ * inflating (close 1009 beyond). Rows going out are not limited. */
 #define LIMITS_WS_MESSAGE_DEFAULT (1024 * 1024)
 /* RFC 6455 §5.5: control frame payloads are at most 125 bytes. */
 #define LIMITS_WS_CONTROL_PAYLOAD 125
