@@ -119,16 +119,16 @@ static void reply_stats(FCGX_Request *req, struct handoff *h)
     /* libfcgi's own printf knows no %zu or %ll: format here. */
     char text[1024];
     int n = snprintf(text, sizeof text,
-                 "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 "Cache-Control: no-cache\r\n\r\n"
-                 "streams_open %zu\nstreams_total %llu\nstreams_dropped_slow %llu\n"
-                 "streams_refused_full %llu\nevents_sent %llu\nlast_id %lld\nrows_seen %llu\n"
-                 "watcher_lag_ms %llu\n",
-                 st.streams_open, (unsigned long long)st.streams_total,
-                 (unsigned long long)st.streams_dropped_slow,
-                 (unsigned long long)atomic_load(&h->refused_full),
-                 (unsigned long long)st.events_sent, (long long)st.last_id,
-                 (unsigned long long)st.rows_seen, (unsigned long long)st.watcher_lag_ms);
+                     "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Cache-Control: no-cache\r\n\r\n"
+                     "streams_open %zu\nstreams_total %llu\nstreams_dropped_slow %llu\n"
+                     "streams_refused_full %llu\nevents_sent %llu\nlast_id %lld\nrows_seen %llu\n"
+                     "watcher_lag_ms %llu\n",
+                     st.streams_open, (unsigned long long)st.streams_total,
+                     (unsigned long long)st.streams_dropped_slow,
+                     (unsigned long long)atomic_load(&h->refused_full),
+                     (unsigned long long)st.events_sent, (long long)st.last_id,
+                     (unsigned long long)st.rows_seen, (unsigned long long)st.watcher_lag_ms);
     FCGX_PutStr(text, n, req->out);
     FCGX_Finish_r(req);
 }
@@ -212,7 +212,7 @@ static void *accept_thread(void *arg)
     return NULL;
 }
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void on_handoff(struct loop_io *io, uint32_t events)
 {
@@ -271,7 +271,6 @@ static void on_signal(struct loop_io *io, uint32_t events)
     }
 }
 
-
 static int fd_is_socket(int fd)
 {
     int type;
@@ -284,12 +283,14 @@ int main(int argc, char **argv)
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000;
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},        {"listen", required_argument, NULL, 'l'},
-        {"heartbeat", required_argument, NULL, 'b'}, {"retry", required_argument, NULL, 'r'},
-        {"queue-bytes", required_argument, NULL, 'q'}, {"max-streams", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"heartbeat", required_argument, NULL, 'b'},
+                                         {"retry", required_argument, NULL, 'r'},
+                                         {"queue-bytes", required_argument, NULL, 'q'},
+                                         {"max-streams", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -307,7 +308,8 @@ int main(int argc, char **argv)
             bad = cli_number("litepush.fcgi", "--retry", optarg, 0, 3600000, &retry_ms);
             break;
         case 'q':
-            bad = cli_number("litepush.fcgi", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
+            bad =
+                cli_number("litepush.fcgi", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
             break;
         case 'm':
             bad = cli_number("litepush.fcgi", "--max-streams", optarg, 1, 1000000, &max_streams);

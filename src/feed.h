@@ -38,10 +38,10 @@ typedef void feed_queue_fn(struct feed *f, struct payload *p);
 struct feed {
     const struct feed_source *src;
     feed_queue_fn *queue;
-    size_t format;   /* hub format this owner sends */
-    int64_t cursor;  /* highest id queued or known to be absent */
-    bool is_live;    /* false while replaying */
-    bool is_muted;   /* owner is closing: drop everything */
+    size_t format;  /* hub format this owner sends */
+    int64_t cursor; /* highest id queued or known to be absent */
+    bool is_live;   /* false while replaying */
+    bool is_muted;  /* owner is closing: drop everything */
     size_t channel_count;
     struct hub_sub *subs[LIMITS_CHANNELS_PER_STREAM];
     const char *channels[LIMITS_CHANNELS_PER_STREAM];

@@ -153,8 +153,8 @@ struct hub_sub *hub_subscribe(struct hub *hub, const char *channel, size_t chann
     struct hub_sub *sub = malloc(sizeof *sub);
     if (sub == NULL)
         return NULL;
-    *sub = (struct hub_sub){.channel = ch, .slot = ch->sub_count, .deliver = deliver,
-                           .subscriber = subscriber};
+    *sub = (struct hub_sub){
+        .channel = ch, .slot = ch->sub_count, .deliver = deliver, .subscriber = subscriber};
     ch->subs[ch->sub_count++] = sub;
     return sub;
 }

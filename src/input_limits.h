@@ -1,8 +1,8 @@
 /* input_limits: every limit on network input, in one place (constants
  * prefixed LIMITS_; the file is not limits.h so that <limits.h> stays the
- * system's). Each is the largest value accepted; anything larger gets the refusal the contract names (HTTP 400,
- * WebSocket close 1009, a dropped slow client). Flags may lower or raise the
- * ones marked "default". */
+ * system's). Each is the largest value accepted; anything larger gets the refusal the contract
+ * names (HTTP 400, WebSocket close 1009, a dropped slow client). Flags may lower or raise the ones
+ * marked "default". */
 #ifndef LITEPUSH_INPUT_LIMITS_H
 #define LITEPUSH_INPUT_LIMITS_H
 

@@ -23,8 +23,8 @@ static int open_unix(const char *path, int backlog, char *err, size_t err_cap)
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path); /* left behind by a previous run */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        chmod(path, 0666) != 0 || listen(fd, backlog) != 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(path, 0666) != 0 ||
+        listen(fd, backlog) != 0) {
         snprintf(err, err_cap, "cannot listen on %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -47,7 +47,8 @@ static int open_tcp(const char *spec, int backlog, char *err, size_t err_cap)
         memmove(host, host + 1, strlen(host));
         host[strlen(host) - 1] = '\0';
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, colon + 1, &hints, &res);

@@ -27,7 +27,7 @@ enum query_err {
 struct query_request {
     const char *channels[LIMITS_CHANNELS_PER_STREAM]; /* distinct, in order of first mention */
     size_t channel_lens[LIMITS_CHANNELS_PER_STREAM];
-    size_t channel_count;                              /* >= 1 after QUERY_OK */
+    size_t channel_count; /* >= 1 after QUERY_OK */
     bool has_last_event_id;
     int64_t last_event_id;
 };

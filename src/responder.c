@@ -40,7 +40,7 @@
 #include "store.h"
 #include "watcher.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define TICK_MS 1000
 /* Bytes one stream may write per wake-up before others get their turn. */
 #define WRITE_BUDGET (256 * 1024)
@@ -179,8 +179,9 @@ static void queue_event(struct stream *s, struct payload *p)
     }
     s->r->stats.events_sent++;
     if (s->out.bytes > s->r->cfg.queue_cap) {
-        fprintf(stderr, "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
-                        "client too slow; it will resume from the log\n",
+        fprintf(stderr,
+                "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
+                "client too slow; it will resume from the log\n",
                 s->io.fd, s->out.bytes, s->r->cfg.queue_cap);
         s->r->stats.streams_dropped_slow++;
         mark_closing(s, false);

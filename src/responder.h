@@ -40,9 +40,9 @@ struct responder_stats {
     size_t streams_open;
     uint64_t streams_total;
     uint64_t streams_dropped_slow;
-    uint64_t events_sent; /* rows queued to streams, live and replayed */
-    int64_t last_id;      /* highest id the watcher has seen */
-    uint64_t rows_seen;   /* rows the watcher read since start */
+    uint64_t events_sent;    /* rows queued to streams, live and replayed */
+    int64_t last_id;         /* highest id the watcher has seen */
+    uint64_t rows_seen;      /* rows the watcher read since start */
     uint64_t watcher_lag_ms; /* wake-up to rows published, last batch */
 };
 

@@ -47,8 +47,8 @@ struct store *store_open(const char *path, char *err, size_t err_cap)
         return NULL;
     }
     st->path = strdup(path);
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK || st->path == NULL) {
         snprintf(err, err_cap, "cannot open database %s: %s", path,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
@@ -154,9 +154,9 @@ enum store_err store_last_id(struct store *st, int64_t *id)
     return one_integer(st->last_id, id);
 }
 
-enum store_err store_read(struct store *st, int64_t after, int64_t upto, const char *const *channels,
-                          const size_t *channel_lens, size_t channel_count, int limit,
-                          store_row_fn *fn, void *ctx, int *count)
+enum store_err store_read(struct store *st, int64_t after, int64_t upto,
+                          const char *const *channels, const size_t *channel_lens,
+                          size_t channel_count, int limit, store_row_fn *fn, void *ctx, int *count)
 {
     sqlite3_stmt *stmt = channel_count ? st->read_channels : st->read_all;
     sqlite3_bind_int64(stmt, 1, after);
@@ -183,7 +183,8 @@ enum store_err store_read(struct store *st, int64_t after, int64_t upto, const c
             .is_blob = sqlite3_column_int(stmt, 4) != 0,
         };
         /* Fetch data in its own type: a BLOB must not be converted to text. */
-        row.data = row.is_blob ? sqlite3_column_blob(stmt, 3) : (const void *)sqlite3_column_text(stmt, 3);
+        row.data =
+            row.is_blob ? sqlite3_column_blob(stmt, 3) : (const void *)sqlite3_column_text(stmt, 3);
         row.data_len = (size_t)sqlite3_column_bytes(stmt, 3);
         if (row.data == NULL)
             row.data = "";
@@ -202,7 +203,8 @@ static int64_t optional_integer(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
     int64_t v = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
         v = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     return v;
@@ -216,15 +218,18 @@ enum store_err store_bounds(struct store *st, const char *const *channels,
     if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return STORE_ERR_QUERY;
     out->oldest_id = optional_integer(st->db, "SELECT coalesce(min(id), 0) FROM messages");
-    out->issued_max = optional_integer(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'");
+    out->issued_max =
+        optional_integer(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'");
     out->pruned_through =
         optional_integer(st->db, "SELECT value FROM litepush_meta WHERE key = 'pruned_through'");
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT value FROM litepush_meta WHERE key = 'pruned_through:' || ?1",
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT value FROM litepush_meta WHERE key = 'pruned_through:' || ?1",
                            -1, &stmt, NULL) == SQLITE_OK) {
         for (size_t i = 0; i < channel_count; i++) {
             sqlite3_bind_text(stmt, 1, channels[i], (int)channel_lens[i], SQLITE_STATIC);
-            if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > out->pruned_through)
+            if (sqlite3_step(stmt) == SQLITE_ROW &&
+                sqlite3_column_int64(stmt, 0) > out->pruned_through)
                 out->pruned_through = sqlite3_column_int64(stmt, 0);
             sqlite3_reset(stmt);
         }
@@ -257,8 +262,8 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
     return STORE_OK;
 }
 
-struct payload *store_row_json(struct store *st, const struct store_row *row,
-                               const char *data_text, size_t data_len, bool is_base64)
+struct payload *store_row_json(struct store *st, const struct store_row *row, const char *data_text,
+                               size_t data_len, bool is_base64)
 {
     sqlite3_stmt *stmt = st->row_json;
     struct payload *p = NULL;
@@ -325,11 +330,13 @@ enum store_err store_publish_json(struct store *st, const char *json, size_t len
         err = STORE_ERR_INPUT;
         goto out;
     }
-    const char *channel = column_is(f, 1, "text") ? (const char *)sqlite3_column_text(f, 2) : "default";
+    const char *channel =
+        column_is(f, 1, "text") ? (const char *)sqlite3_column_text(f, 2) : "default";
     const char *event = column_is(f, 3, "text") ? (const char *)sqlite3_column_text(f, 4) : NULL;
     const char *data = (const char *)sqlite3_column_text(f, 6);
-    err = store_insert(st, channel, strlen(channel), event, event ? (size_t)sqlite3_column_bytes(f, 4) : 0,
-                       data, (size_t)sqlite3_column_bytes(f, 6), false, id);
+    err = store_insert(st, channel, strlen(channel), event,
+                       event ? (size_t)sqlite3_column_bytes(f, 4) : 0, data,
+                       (size_t)sqlite3_column_bytes(f, 6), false, id);
 out:
     sqlite3_reset(f);
     sqlite3_clear_bindings(f);

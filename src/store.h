@@ -52,9 +52,9 @@ enum store_err store_last_id(struct store *st, int64_t *id);
 /* Reads up to `limit` rows with after < id <= upto, in id order, from the
  * given channels (channel_count 0 means every channel), calling fn for each.
  * Sets *count to the number of rows read. */
-enum store_err store_read(struct store *st, int64_t after, int64_t upto, const char *const *channels,
-                          const size_t *channel_lens, size_t channel_count, int limit,
-                          store_row_fn *fn, void *ctx, int *count);
+enum store_err store_read(struct store *st, int64_t after, int64_t upto,
+                          const char *const *channels, const size_t *channel_lens,
+                          size_t channel_count, int limit, store_row_fn *fn, void *ctx, int *count);
 
 /* What a resume needs to detect a gap: the oldest id still in the log (0
  * when empty), the highest id ever issued (AUTOINCREMENT's sequence) and the
@@ -80,8 +80,8 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
  * "encoding":"base64" when data is base64 (the caller encodes BLOBs, and
  * text that is not valid UTF-8, and passes data_text). Returns a new
  * payload (refs = 1) or NULL. */
-struct payload *store_row_json(struct store *st, const struct store_row *row,
-                               const char *data_text, size_t data_len, bool is_base64);
+struct payload *store_row_json(struct store *st, const struct store_row *row, const char *data_text,
+                               size_t data_len, bool is_base64);
 
 /* Inserts the row a publish frame describes, parsed with SQLite's JSON
  * functions: an object with "data" (a string, required), "channel" (a

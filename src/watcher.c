@@ -49,7 +49,7 @@ struct watcher {
     struct watcher_stats stats;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void publish_row(const struct store_row *row, void *ctx)
 {
@@ -101,7 +101,8 @@ void watcher_catch_up(struct watcher *w)
 static void arm_retry(struct watcher *w)
 {
     long us = RETRY_DELAYS_US[w->retry_index];
-    struct itimerspec its = {.it_value = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000}};
+    struct itimerspec its = {
+        .it_value = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000}};
     timerfd_settime(w->retry_io.fd, 0, &its, NULL);
 }
 

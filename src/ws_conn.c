@@ -40,7 +40,7 @@
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 /* Reads per wake-up before other connections get their turn. */
 #define READS_PER_WAKE 4
 #define WRITE_BUDGET (256 * 1024)
@@ -55,12 +55,12 @@ struct ws_conn {
     struct loop_io io;
     struct ws_shared *sh;
     enum conn_state state;
-    bool is_closing;   /* marked for freeing */
+    bool is_closing; /* marked for freeing */
     bool is_dirty;
-    bool is_blocked;   /* waiting for EPOLLOUT */
-    bool is_deflate;   /* permessage-deflate was agreed */
+    bool is_blocked; /* waiting for EPOLLOUT */
+    bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
-    bool is_wr_shut;   /* our close frame went out and we shut down writing */
+    bool is_wr_shut; /* our close frame went out and we shut down writing */
     bool is_peer_loopback;
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
@@ -109,8 +109,9 @@ static void check_queue_cap(struct ws_conn *c)
 {
     if (c->out.bytes <= c->sh->cfg->queue_cap)
         return;
-    fprintf(stderr, "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
-                    "client too slow; it can resume with lastEventId\n",
+    fprintf(stderr,
+            "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
+            "client too slow; it can resume with lastEventId\n",
             c->io.fd, c->out.bytes, c->sh->cfg->queue_cap);
     c->sh->stats->dropped_slow++;
     mark_closing(c);
@@ -161,8 +162,8 @@ static void start_close(struct ws_conn *c, uint16_t code, const char *reason)
     if (c->state == CONN_CLOSING || c->is_closing)
         return;
     uint8_t body[LIMITS_WS_CONTROL_PAYLOAD];
-    size_t n = ws_frame_close_payload(body, code, (const uint8_t *)reason,
-                                      reason ? strlen(reason) : 0);
+    size_t n =
+        ws_frame_close_payload(body, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     queue_frame_copy(c, WS_FRAME_OP_CLOSE, body, n);
     c->state = CONN_CLOSING;
     c->since_ms = loop_now_ms(c->sh->loop);
@@ -246,19 +247,20 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     }
     struct ws_handshake_pmd pmd = {0};
     if (cfg->is_deflate_enabled) {
-        struct ws_handshake_pmd_policy policy = {.is_client_no_context_takeover_forced = true};
+        /* Rows are compressed once, with a 32 KiB window, for everyone:
+         * an offer that limits our window is declined (the next offer may
+         * still be taken), and the client resets its window per message
+         * so no inflater outlives a message. */
+        struct ws_handshake_pmd_policy policy = {.is_client_no_context_takeover_forced = true,
+                                                 .server_max_window_bits_min = 15};
         ws_handshake_negotiate_deflate(req->extensions, req->extension_count, &policy, &pmd);
-        /* Rows are compressed once, with a 32 KiB window, for everyone: a
-         * client that needs a smaller server window goes uncompressed. */
-        if (pmd.is_accepted && pmd.server_max_window_bits < 15)
-            pmd.is_accepted = false;
     }
     struct ws_handshake_slice proto = {0};
     bool has_proto = ws_handshake_select_protocol(req, SUBPROTOCOLS, 1, &proto);
     char resp[1024];
-    long n = ws_handshake_write_101(resp, sizeof resp, req, has_proto ? proto.ptr : NULL,
-                                    has_proto ? proto.len : 0,
-                                    pmd.is_accepted ? pmd.response : NULL);
+    long n =
+        ws_handshake_write_101(resp, sizeof resp, req, has_proto ? proto.ptr : NULL,
+                               has_proto ? proto.len : 0, pmd.is_accepted ? pmd.response : NULL);
     if (n < 0 || !outq_push_copy(&c->out, resp, (size_t)n)) {
         free(scratch);
         mark_closing(c);
@@ -266,8 +268,8 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     }
     c->is_deflate = pmd.is_accepted;
     if (c->is_deflate)
-        deflate_inflater_init(&c->inflater, pmd.client_max_window_bits ? pmd.client_max_window_bits : 15,
-                              true);
+        deflate_inflater_init(&c->inflater,
+                              pmd.client_max_window_bits ? pmd.client_max_window_bits : 15, true);
     c->state = CONN_OPEN;
     c->since_ms = loop_now_ms(c->sh->loop);
     bool ok = feed_open(&c->feed, &c->sh->source, &q, q.has_last_event_id, q.last_event_id,
@@ -299,15 +301,15 @@ static void reply_stats(struct ws_conn *c)
 {
     const struct ws_server_stats *st = c->sh->stats;
     char body[512], resp[768];
-    int n = snprintf(body, sizeof body,
-                     "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
-                     "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
-                     "frames_sent %llu\npublished %llu\nlast_id %lld\n",
-                     st->connections_open, (unsigned long long)st->connections_total,
-                     (unsigned long long)st->dropped_slow,
-                     (unsigned long long)st->dropped_unresponsive,
-                     (unsigned long long)st->refused_full, (unsigned long long)st->frames_sent,
-                     (unsigned long long)st->published, (long long)watcher_last_id(c->sh->watcher));
+    int n =
+        snprintf(body, sizeof body,
+                 "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
+                 "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
+                 "frames_sent %llu\npublished %llu\nlast_id %lld\n",
+                 st->connections_open, (unsigned long long)st->connections_total,
+                 (unsigned long long)st->dropped_slow, (unsigned long long)st->dropped_unresponsive,
+                 (unsigned long long)st->refused_full, (unsigned long long)st->frames_sent,
+                 (unsigned long long)st->published, (long long)watcher_last_id(c->sh->watcher));
     int m = snprintf(resp, sizeof resp,
                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Cache-Control: no-cache\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -377,8 +379,8 @@ static void publish(struct ws_conn *c, bool is_text)
     } else {
         const char *channel = c->feed.channel_count ? c->feed.channels[0] : "default";
         size_t channel_len = c->feed.channel_count ? c->feed.channel_lens[0] : 7;
-        err = store_insert(sh->store, channel, channel_len, NULL, 0, c->msg.data ? (void *)c->msg.data : "",
-                           c->msg.len, true, &id);
+        err = store_insert(sh->store, channel, channel_len, NULL, 0,
+                           c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
     }
     if (err == STORE_ERR_INPUT) {
         reply_error(c, reason);
@@ -498,7 +500,8 @@ static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 {
     while (len > 0 && !c->is_closing) {
         struct ws_frame_chunk ch;
-        ptrdiff_t n = ws_frame_decode(&c->dec, buf, len, c->sh->cfg->max_message, c->is_deflate, &ch);
+        ptrdiff_t n =
+            ws_frame_decode(&c->dec, buf, len, c->sh->cfg->max_message, c->is_deflate, &ch);
         if (n == WS_FRAME_NEED_MORE)
             return;
         if (n < 0) {

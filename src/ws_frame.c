@@ -32,12 +32,12 @@
 #include "utf8.h"
 
 enum {
-    P_B0 = 0,  /* FIN, RSV1-3, opcode */
-    P_B1,      /* MASK, 7-bit length */
-    P_LEN16,   /* 16-bit extended length, need bytes to go */
-    P_LEN64,   /* 64-bit extended length, need bytes to go */
-    P_MASK,    /* masking key, need bytes to go */
-    P_PAYLOAD  /* frame_len - frame_done payload bytes to go */
+    P_B0 = 0, /* FIN, RSV1-3, opcode */
+    P_B1,     /* MASK, 7-bit length */
+    P_LEN16,  /* 16-bit extended length, need bytes to go */
+    P_LEN64,  /* 64-bit extended length, need bytes to go */
+    P_MASK,   /* masking key, need bytes to go */
+    P_PAYLOAD /* frame_len - frame_done payload bytes to go */
 };
 
 static bool is_control(unsigned opcode)
@@ -235,8 +235,8 @@ ptrdiff_t ws_frame_decode(struct ws_frame_decoder *dec, uint8_t *buf, size_t len
     out->offset = dec->frame_done;
     out->frame_len = dec->frame_len;
     out->opcode = (enum ws_frame_opcode)dec->opcode;
-    out->message_opcode = (enum ws_frame_opcode)(is_control(dec->opcode) ? dec->opcode
-                                                                           : dec->message_opcode);
+    out->message_opcode =
+        (enum ws_frame_opcode)(is_control(dec->opcode) ? dec->opcode : dec->message_opcode);
     out->is_fin = dec->is_fin;
     out->is_rsv1 = dec->is_rsv1;
     out->is_compressed = !is_control(dec->opcode) && dec->is_compressed;

@@ -40,35 +40,35 @@ enum ws_frame_opcode {
  * maps it to; after any error the connection must be failed (§7.1.7). */
 enum ws_frame_err {
     WS_FRAME_OK = 0,
-    WS_FRAME_NEED_MORE = -1,             /* not an error: input used up, call again */
-    WS_FRAME_ERR_RSV = -2,               /* 1002: RSV2/RSV3 set, or RSV1 not allowed here */
-    WS_FRAME_ERR_OPCODE = -3,            /* 1002: reserved opcode 0x3-0x7 or 0xB-0xF */
-    WS_FRAME_ERR_UNMASKED = -4,          /* 1002: client frame without a mask */
-    WS_FRAME_ERR_LENGTH_NOT_MINIMAL = -5, /* 1002: 16/64-bit length form for a short length */
-    WS_FRAME_ERR_LENGTH_MSB = -6,        /* 1002: 64-bit length with its top bit set */
-    WS_FRAME_ERR_CONTROL_TOO_LONG = -7,  /* 1002: control payload over 125 bytes */
-    WS_FRAME_ERR_CONTROL_FRAGMENTED = -8, /* 1002: control frame without FIN */
-    WS_FRAME_ERR_CONT_NO_MESSAGE = -9,   /* 1002: continuation with no message in progress */
+    WS_FRAME_NEED_MORE = -1,                /* not an error: input used up, call again */
+    WS_FRAME_ERR_RSV = -2,                  /* 1002: RSV2/RSV3 set, or RSV1 not allowed here */
+    WS_FRAME_ERR_OPCODE = -3,               /* 1002: reserved opcode 0x3-0x7 or 0xB-0xF */
+    WS_FRAME_ERR_UNMASKED = -4,             /* 1002: client frame without a mask */
+    WS_FRAME_ERR_LENGTH_NOT_MINIMAL = -5,   /* 1002: 16/64-bit length form for a short length */
+    WS_FRAME_ERR_LENGTH_MSB = -6,           /* 1002: 64-bit length with its top bit set */
+    WS_FRAME_ERR_CONTROL_TOO_LONG = -7,     /* 1002: control payload over 125 bytes */
+    WS_FRAME_ERR_CONTROL_FRAGMENTED = -8,   /* 1002: control frame without FIN */
+    WS_FRAME_ERR_CONT_NO_MESSAGE = -9,      /* 1002: continuation with no message in progress */
     WS_FRAME_ERR_MESSAGE_IN_PROGRESS = -10, /* 1002: text/binary frame inside a fragmented one */
-    WS_FRAME_ERR_TOO_BIG = -11,          /* 1009: message longer than max_message_len */
-    WS_FRAME_ERR_CLOSE_LENGTH = -12,     /* 1002: close payload of exactly 1 byte */
-    WS_FRAME_ERR_CLOSE_CODE = -13,       /* 1002: close code not allowed on the wire */
-    WS_FRAME_ERR_CLOSE_UTF8 = -14,       /* 1007: close reason is not valid UTF-8 */
-    WS_FRAME_ERR_TEXT_UTF8 = -15         /* 1007: text message is not valid UTF-8 (never
-                                            returned here: for the caller's utf8_feed check) */
+    WS_FRAME_ERR_TOO_BIG = -11,             /* 1009: message longer than max_message_len */
+    WS_FRAME_ERR_CLOSE_LENGTH = -12,        /* 1002: close payload of exactly 1 byte */
+    WS_FRAME_ERR_CLOSE_CODE = -13,          /* 1002: close code not allowed on the wire */
+    WS_FRAME_ERR_CLOSE_UTF8 = -14,          /* 1007: close reason is not valid UTF-8 */
+    WS_FRAME_ERR_TEXT_UTF8 = -15            /* 1007: text message is not valid UTF-8 (never
+                                               returned here: for the caller's utf8_feed check) */
 };
 
 /* Decoder state, owned by the caller (one per connection, about 48 bytes).
  * Zero-filled is the state before the first frame. The fields are private
  * to ws_frame.c. */
 struct ws_frame_decoder {
-    uint64_t frame_len;   /* payload length announced by the current header */
-    uint64_t frame_done;  /* payload bytes of the current frame already returned */
-    uint64_t message_len; /* payload bytes of the data message in progress so far */
-    uint8_t mask[4];      /* masking key of the current frame */
-    uint8_t phase;        /* which header byte or the payload comes next */
-    uint8_t need;         /* extended-length or mask bytes still to come */
-    uint8_t opcode;       /* opcode of the current frame */
+    uint64_t frame_len;     /* payload length announced by the current header */
+    uint64_t frame_done;    /* payload bytes of the current frame already returned */
+    uint64_t message_len;   /* payload bytes of the data message in progress so far */
+    uint8_t mask[4];        /* masking key of the current frame */
+    uint8_t phase;          /* which header byte or the payload comes next */
+    uint8_t need;           /* extended-length or mask bytes still to come */
+    uint8_t opcode;         /* opcode of the current frame */
     uint8_t message_opcode; /* TEXT or BINARY of the current or last data message */
     bool is_fin;            /* FIN bit of the current frame */
     bool is_rsv1;           /* RSV1 bit of the current frame */
@@ -79,18 +79,18 @@ struct ws_frame_decoder {
 
 /* One piece of one frame's payload, unmasked. */
 struct ws_frame_chunk {
-    const uint8_t *data;    /* slice of the caller's buf; valid while buf is */
-    size_t len;             /* bytes at data; 0 only for an empty frame */
-    uint64_t offset;        /* where data starts within the frame payload */
-    uint64_t frame_len;     /* the frame's whole payload length, from its header */
+    const uint8_t *data;                 /* slice of the caller's buf; valid while buf is */
+    size_t len;                          /* bytes at data; 0 only for an empty frame */
+    uint64_t offset;                     /* where data starts within the frame payload */
+    uint64_t frame_len;                  /* the frame's whole payload length, from its header */
     enum ws_frame_opcode opcode;         /* as on the wire (CONT for continuations) */
     enum ws_frame_opcode message_opcode; /* TEXT/BINARY for data frames and their
                                             continuations; same as opcode for control */
-    bool is_fin;            /* the frame's FIN bit */
-    bool is_rsv1;           /* the frame's RSV1 bit (permessage-deflate, first frame) */
-    bool is_compressed;     /* data message whose first frame had RSV1 (RFC 7692 §6) */
-    bool is_frame_end;      /* offset + len == frame_len: the frame is complete */
-    bool is_message_end;    /* is_frame_end of a data frame with FIN: message complete */
+    bool is_fin;                         /* the frame's FIN bit */
+    bool is_rsv1;        /* the frame's RSV1 bit (permessage-deflate, first frame) */
+    bool is_compressed;  /* data message whose first frame had RSV1 (RFC 7692 §6) */
+    bool is_frame_end;   /* offset + len == frame_len: the frame is complete */
+    bool is_message_end; /* is_frame_end of a data frame with FIN: message complete */
 };
 
 /* Decodes client-to-server frames from buf[0..len), the next bytes of the

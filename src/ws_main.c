@@ -54,7 +54,7 @@ struct main_ctx {
     struct loop_io signal_io;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void log_stats(struct ws_server *srv)
 {
@@ -86,7 +86,6 @@ static void on_signal(struct loop_io *io, uint32_t events)
     }
 }
 
-
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
@@ -94,20 +93,19 @@ int main(int argc, char **argv)
     const char *origins[MAX_ORIGINS];
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT;
-    struct ws_config cfg = {.is_deflate_enabled = true, .handshake_timeout_ms = 10000,
-                            .origins = origins};
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"allow-publish", no_argument, NULL, 'p'},
-        {"max-message", required_argument, NULL, 'm'},
-        {"ping", required_argument, NULL, 'i'},
-        {"max-connections", required_argument, NULL, 'c'},
-        {"queue-bytes", required_argument, NULL, 'q'},
-        {"origin", required_argument, NULL, 'o'},
-        {"no-deflate", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    struct ws_config cfg = {
+        .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"allow-publish", no_argument, NULL, 'p'},
+                                         {"max-message", required_argument, NULL, 'm'},
+                                         {"ping", required_argument, NULL, 'i'},
+                                         {"max-connections", required_argument, NULL, 'c'},
+                                         {"queue-bytes", required_argument, NULL, 'q'},
+                                         {"origin", required_argument, NULL, 'o'},
+                                         {"no-deflate", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;

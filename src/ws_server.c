@@ -27,7 +27,7 @@
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define ACCEPTS_PER_WAKE 64
 #define READ_BUF_BYTES (64 * 1024)
 #define TICK_MS 1000
@@ -73,7 +73,8 @@ static struct payload *encode_deflate(const struct store_row *row, void *ctx)
     struct payload *text = encode_text(row, ctx);
     struct deflate_buf out = {0};
     struct payload *p = NULL;
-    if (text != NULL && deflate_compress(srv->compressor, text->bytes, text->len, &out) == DEFLATE_OK &&
+    if (text != NULL &&
+        deflate_compress(srv->compressor, text->bytes, text->len, &out) == DEFLATE_OK &&
         (p = payload_new(out.len)) != NULL)
         memcpy(p->bytes, out.data, out.len);
     deflate_buf_free(&out);
@@ -81,8 +82,8 @@ static struct payload *encode_deflate(const struct store_row *row, void *ctx)
     return p;
 }
 
-static hub_encode_fn *const ENCODERS[] = {[WS_FORMAT_TEXT] = encode_text,
-                                          [WS_FORMAT_DEFLATE] = encode_deflate};
+static hub_encode_fn *const ENCODERS[] = {
+    [WS_FORMAT_TEXT] = encode_text, [WS_FORMAT_DEFLATE] = encode_deflate};
 
 /* ---- loop hooks ------------------------------------------------------------ */
 
@@ -114,8 +115,7 @@ static void on_accept(struct loop_io *io, uint32_t events)
         socklen_t len = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
             return;
         }

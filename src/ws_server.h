@@ -15,15 +15,15 @@ struct store;
 struct ws_server;
 
 struct ws_config {
-    bool is_publish_allowed;     /* --allow-publish */
-    bool is_deflate_enabled;     /* permessage-deflate offered to clients */
-    size_t max_message;          /* --max-message: bytes of one client message */
-    unsigned ping_ms;            /* ping a connection silent this long; drop it
-                                    if the pong takes as long again */
+    bool is_publish_allowed; /* --allow-publish */
+    bool is_deflate_enabled; /* permessage-deflate offered to clients */
+    size_t max_message;      /* --max-message: bytes of one client message */
+    unsigned ping_ms;        /* ping a connection silent this long; drop it
+                                if the pong takes as long again */
     unsigned handshake_timeout_ms;
-    size_t queue_cap;            /* bytes queued for one client before it is dropped */
-    size_t max_connections;      /* 503 beyond */
-    const char *const *origins;  /* Origin allow-list; none = any origin */
+    size_t queue_cap;           /* bytes queued for one client before it is dropped */
+    size_t max_connections;     /* 503 beyond */
+    const char *const *origins; /* Origin allow-list; none = any origin */
     size_t origin_count;
 };
 

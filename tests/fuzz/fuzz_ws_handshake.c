@@ -20,13 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "input_limits.h"
 #include "ws_handshake.h"
 
-#define CHECK(c)                                                                               \
-    do {                                                                                       \
-        if (!(c))                                                                              \
-            abort();                                                                           \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            abort();                                                                               \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -149,9 +149,9 @@ static void check_valid(const char *buf, long r, const struct ws_handshake_req *
     check_pmd(req->extensions, req->extension_count, policy);
 
     char out[1024];
-    long n = ws_handshake_write_101(out, sizeof out, req, has_proto ? proto.ptr : NULL,
-                                    has_proto ? proto.len : 0,
-                                    pmd.is_accepted ? pmd.response : NULL);
+    long n =
+        ws_handshake_write_101(out, sizeof out, req, has_proto ? proto.ptr : NULL,
+                               has_proto ? proto.len : 0, pmd.is_accepted ? pmd.response : NULL);
     CHECK(n > 0 && (size_t)n < sizeof out && out[n] == '\0');
     CHECK(memcmp(out + n - 4, "\r\n\r\n", 4) == 0);
     char accept[WS_HANDSHAKE_ACCEPT_LEN + 1];
@@ -194,8 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int status = ws_handshake_status(whole.err);
         CHECK(status == 400 || status == 426);
         char out[512];
-        long n = ws_handshake_write_error(out, sizeof out, status,
-                                          ws_handshake_strerror(whole.err), 0);
+        long n =
+            ws_handshake_write_error(out, sizeof out, status, ws_handshake_strerror(whole.err), 0);
         CHECK(n > 0 && memcmp(out, "HTTP/1.1 4", 10) == 0);
     } else if (r > 0) {
         CHECK((size_t)r <= len && (size_t)r <= max_len);

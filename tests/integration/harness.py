@@ -22,6 +22,10 @@ WS_BIN = os.environ.get("LITEPUSH_WS") or os.path.join(ROOT, "litepush-ws")
 ES_CLIENT = os.path.join(HERE, "es_client.mjs")
 WS_CLIENT = os.path.join(HERE, "ws_client.mjs")
 APACHE_MODULES = "/usr/lib/apache2/modules"
+# litepush-ws behind /ws, and the read-only one behind /ro/ws.
+WS_MAX_MESSAGE = 1000
+WS_MAIN_ARGS = ["--allow-publish", "--ping", "1", "--max-message", str(WS_MAX_MESSAGE)]
+WS_RO_ARGS = ["--no-deflate"]
 HEARTBEAT_S = 1          # --heartbeat for every responder under test
 RETRY_MS = 1500          # --retry: also the EventSource reconnect delay
 
@@ -600,11 +604,12 @@ class Env:
         self.fport = free_port()
         self.aport = free_port()
         self.lport = free_port()
-        self.wsport = free_port()       # litepush-ws, when it is built
+        self.wsport = free_port()       # litepush-ws (WS_MAIN_ARGS), when it is built
+        self.wsport_ro = free_port()    # a second litepush-ws with WS_RO_ARGS
         self.closed_port = free_port()  # nothing listens: the 503 check
         self.sock = os.path.join(self.dir, "fcgi.sock")
         self.spawn_sock = os.path.join(self.dir, "spawn.sock")
-        self.main = self.unix = self.ws = None
+        self.main = self.unix = self.ws = self.ws_ro = None
         self.apache = self.lighttpd = None
         self.targets = []
 
@@ -650,6 +655,7 @@ ProxyPass /events fcgi://127.0.0.1:{self.fport}/ flushpackets=on timeout=30 retr
 ProxyPass /unix/events unix:{self.sock}|fcgi://localhost/ flushpackets=on timeout=30 retry=0
 ProxyPass /closed fcgi://127.0.0.1:{self.closed_port}/ flushpackets=on timeout=5 retry=0
 ProxyPass /ws ws://127.0.0.1:{self.wsport}/ws retry=0
+ProxyPass /ro/ws ws://127.0.0.1:{self.wsport_ro}/ws retry=0
 <LocationMatch "^/(unix/)?events">
     SetEnv no-gzip 1
     SetEnv nokeepalive 1
@@ -681,19 +687,27 @@ fastcgi.server = (
     "/closed" => (( "host" => "127.0.0.1", "port" => {self.closed_port},
                     "check-local" => "disable", "disable-time" => 1 ))
 )
-proxy.server = ( "/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport} )) )
+proxy.server = ( "/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport} )),
+                  "/ro/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport_ro} )) )
 proxy.header = ( "upgrade" => "enable" )
 """
 
     def start_ws(self):
-        """litepush-ws on the port the /ws lines of both configs point at."""
-        logf = open(os.path.join(self.dir, "responder-ws.log"), "ab")
-        self.ws = PROCS.start([WS_BIN, "--db", self.db.path, "--listen", f"127.0.0.1:{self.wsport}"],
-                              stdout=logf, stderr=logf)
+        """The two litepush-ws processes the /ws and /ro/ws lines of both
+        configs point at."""
+        self.ws = self.start_ws_proc("responder-ws", self.wsport, WS_MAIN_ARGS)
+        self.ws_ro = self.start_ws_proc("responder-ws-ro", self.wsport_ro, WS_RO_ARGS)
+
+    def start_ws_proc(self, name, port, args):
+        logf = open(os.path.join(self.dir, f"{name}.log"), "ab")
+        argv = [WS_BIN, "--db", self.db.path, "--listen", f"127.0.0.1:{port}", *args]
+        logf.write(f"---- start: {' '.join(argv)}\n".encode())
+        logf.flush()
+        p = PROCS.start(argv, stdout=logf, stderr=logf)
         logf.close()
-        wait_until(lambda: tcp_listening(self.wsport) or self.ws.poll() is not None, 5,
-                   "litepush-ws to listen")
-        check(self.ws.poll() is None, f"litepush-ws exited with {self.ws.returncode}")
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, 5, f"{name} to listen")
+        check(p.poll() is None, f"{name} exited with {p.returncode}: {self.tail(name)}")
+        return p
 
     def start_web(self):
         os.makedirs(os.path.join(self.dir, "www"), exist_ok=True)

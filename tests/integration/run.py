@@ -30,7 +30,8 @@ import threading
 import time
 import traceback
 
-from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, Env, Fail, Skip, NodeES, PROCS, Procs,
+import ws_cases
+from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count,
                      free_port, http_once, short, tcp_listening, wait_until)
 
@@ -690,7 +691,7 @@ CASES = [
     ("many_streams", many_streams, 70, "main"),
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
-]
+] + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct
 
 
 def probe(responder):
@@ -742,7 +743,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-k", dest="pattern", help="run only cases whose name matches this regex")
     ap.add_argument("--target", action="append",
-                    help="apache, lighttpd, apache-unix, lighttpd-spawn (repeatable)")
+                    help="apache, lighttpd, apache-unix, lighttpd-spawn, ws-direct, ws-apache, "
+                         "ws-lighttpd (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
     ap.add_argument("-v", action="store_true", help="print server logs on failure")
     args = ap.parse_args()
@@ -752,6 +754,7 @@ def main():
 
     passed = failed = skipped = 0
     ENV = Env(args.keep)
+    ws_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
@@ -770,6 +773,8 @@ def main():
                            Target("lighttpd", ENV.lport, "/events", ENV.main, True),
                            Target("apache-unix", ENV.aport, "/unix/events", ENV.unix, False),
                            Target("lighttpd-spawn", ENV.lport, "/spawn/events", None, False)]
+        ws_targets = ws_cases.make_targets(ENV) if ENV.ws is not None else []
+        ws_missing_reported = False
         front = [Target("apache", ENV.aport, "/events", None, True),
                  Target("lighttpd", ENV.lport, "/events", None, True)]
         for name, fn, timeout, scope in CASES:
@@ -781,6 +786,14 @@ def main():
                 targets = [None]
             elif scope == "front":
                 targets = front
+            elif scope in ("ws", "wsdirect"):
+                if not ws_targets:
+                    if not ws_missing_reported:
+                        print(f"FAIL  setup: {WS_BIN} not built (run make)", flush=True)
+                        failed += 1
+                        ws_missing_reported = True
+                    continue
+                targets = ws_targets if scope == "ws" else ws_targets[:1]
             else:
                 targets = [t for t in ENV.targets if scope == "all" or t.full]
             for t in targets:
@@ -803,6 +816,15 @@ def main():
                     print(f"      responder exited ({ENV.main.p.returncode}); restarting. "
                           f"log:\n{ENV.main.log_tail()}", flush=True)
                     ENV.main.start()
+                for name_, port_, attr in (("responder-ws", ENV.wsport, "ws"),
+                                           ("responder-ws-ro", ENV.wsport_ro, "ws_ro")):
+                    p_ = getattr(ENV, attr)
+                    if p_ is not None and p_.poll() is not None:
+                        failed += 1
+                        print(f"FAIL  {name_} exited ({p_.returncode}) during {name}; restarting. "
+                              f"log:\n{ENV.tail(name_)}", flush=True)
+                        setattr(ENV, attr, ENV.start_ws_proc(name_, port_, WS_MAIN_ARGS if attr == "ws"
+                                                             else WS_RO_ARGS))
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         failed += 1

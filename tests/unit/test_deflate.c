@@ -18,8 +18,8 @@ static enum deflate_err inflate_frags(struct deflate_inflater *inf, const uint8_
 {
     enum deflate_err err = DEFLATE_OK;
     for (size_t i = 0; i < n && err == DEFLATE_OK; i++)
-        err = deflate_inflate(inf, guarded(frag[i], frag_len[i]), frag_len[i], i + 1 == n,
-                              max_len, out);
+        err = deflate_inflate(inf, guarded(frag[i], frag_len[i]), frag_len[i], i + 1 == n, max_len,
+                              out);
     return err;
 }
 
@@ -70,9 +70,9 @@ static void test_rfc_hello_inflate_whole_and_fragmented(void)
     out.len = 0;
     for (size_t i = 0; i < sizeof hello_c; i++) {
         CHECK_INT(deflate_inflate(&inf, NULL, 0, false, 100, &out), DEFLATE_OK);
-        CHECK_INT(deflate_inflate(&inf, guarded(hello_c + i, 1), 1, i + 1 == sizeof hello_c, 100,
-                                  &out),
-                  DEFLATE_OK);
+        CHECK_INT(
+            deflate_inflate(&inf, guarded(hello_c + i, 1), 1, i + 1 == sizeof hello_c, 100, &out),
+            DEFLATE_OK);
     }
     CHECK_MEM(out.data, out.len, "Hello");
     deflate_inflater_free(&inf);
@@ -142,8 +142,8 @@ static void test_rfc_other_block_shapes(void)
 
 static void fill_text(uint8_t *p, size_t n, uint32_t seed)
 {
-    static const char *words[] = {"channel", "news", "{\"id\":", "data", "event", " ", "\n",
-                                  "litepush", "0123456789", "zz"};
+    static const char *words[] = {"channel", "news", "{\"id\":", "data",       "event",
+                                  " ",       "\n",   "litepush", "0123456789", "zz"};
     size_t i = 0;
     while (i < n) {
         seed = seed * 1103515245u + 12345u;
@@ -182,8 +182,8 @@ static void test_round_trips_every_window(void)
             size_t off = 0;
             do {
                 size_t k = c.len - off < 1000 ? c.len - off : 1000;
-                err = deflate_inflate(&fresh, guarded(c.data + off, k), k, off + k == c.len, n,
-                                      &out);
+                err =
+                    deflate_inflate(&fresh, guarded(c.data + off, k), k, off + k == c.len, n, &out);
                 off += k;
             } while (err == DEFLATE_OK && off < c.len);
             CHECK_INT(err, DEFLATE_OK);
@@ -289,12 +289,12 @@ static void test_garbage_is_invalid_data(void)
         uint8_t bytes[8];
         size_t len;
     } bad[] = {
-        {{0xff, 0xff, 0xff, 0xff}, 4},  /* reserved block type 11 */
-        {{0x07}, 1},                    /* reserved block type 11 */
-        {{0x00, 0x05, 0x00, 0x00}, 4},  /* stored block: LEN and NLEN disagree */
-        {{0xf2, 0x48, 0xcd, 0xc9}, 4},  /* truncated: no block boundary */
+        {{0xff, 0xff, 0xff, 0xff}, 4},       /* reserved block type 11 */
+        {{0x07}, 1},                         /* reserved block type 11 */
+        {{0x00, 0x05, 0x00, 0x00}, 4},       /* stored block: LEN and NLEN disagree */
+        {{0xf2, 0x48, 0xcd, 0xc9}, 4},       /* truncated: no block boundary */
         {{0xf2, 0x00, 0x11, 0x00, 0x00}, 5}, /* distance beyond an empty window */
-        {{0x01, 0x05}, 2},              /* BFINAL stored block cut short */
+        {{0x01, 0x05}, 2},                   /* BFINAL stored block cut short */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct deflate_inflater inf = {0};
@@ -365,7 +365,7 @@ static void test_window_bits_edges(void)
     struct deflate_buf c = {0}, out = {0};
     CHECK_INT(deflate_compress_message("x", 1, 8, &c), DEFLATE_ERR_PARAM);
     CHECK_INT(c.len, 0);
-    /* A client that agreed to 8 bits is inflated with a 9-bit window. */
+    /* A client that agreed to 8 bits is inflated with a 15-bit window. */
     uint8_t msg[3000];
     fill_text(msg, sizeof msg, 9);
     CHECK_INT(deflate_compress_message(msg, sizeof msg, 9, &c), DEFLATE_OK);
@@ -374,6 +374,38 @@ static void test_window_bits_edges(void)
     CHECK_INT(inflate_one(&inf, c.data, c.len, sizeof msg, &out), DEFLATE_OK);
     CHECK(out.len == sizeof msg && memcmp(out.data, msg, sizeof msg) == 0);
     deflate_inflater_free(&inf);
+    /* A peer that reaches past its promised 9-bit window gets the same
+     * verdict whole or split (fuzzing found whole = too big, split = invalid
+     * data when the inflater used the promised window). */
+    static const uint8_t overreach[] = {
+        0x7a, 0x7a, 0x7a, 0x7a, 0x72, 0x7a, 0x7a, 0x7a, 0x7a, 0x7a, 0x7a, 0x7a, 0x7a, 0x7a, 0x36,
+        0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36,
+        0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36,
+        0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x76, 0x36, 0x36, 0x36,
+        0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0xe2, 0x36, 0x36, 0x36,
+        0x36, 0x36, 0x36, 0x36, 0x36, 0xca, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x36, 0x7a, 0x3f,
+        0x7a, 0x7a, 0x7a, 0x7a, 0x07, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
+        0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0xf3,
+    };
+    struct deflate_inflater whole, split;
+    struct deflate_buf ow = {0}, os = {0};
+    deflate_inflater_init(&whole, 9, false);
+    deflate_inflater_init(&split, 9, false);
+    enum deflate_err ew = inflate_one(&whole, overreach, sizeof overreach, 1552, &ow);
+    enum deflate_err es = deflate_inflate(&split, overreach, 77, false, 1552, &os);
+    if (es == DEFLATE_OK)
+        es = deflate_inflate(&split, overreach + 77, sizeof overreach - 77, true, 1552, &os);
+    CHECK_INT(ew, es);
+    CHECK_INT(ow.len, os.len);
+    deflate_inflater_free(&whole);
+    deflate_inflater_free(&split);
+    deflate_buf_free(&ow);
+    deflate_buf_free(&os);
     /* Nonsense window bits are our bug, not the peer's. */
     deflate_inflater_init(&inf, 16, false);
     CHECK_INT(inflate_one(&inf, hello_c, sizeof hello_c, 10, &out), DEFLATE_ERR_PARAM);

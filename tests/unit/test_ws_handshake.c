@@ -2,7 +2,7 @@
  * negotiation, every truncation point, both sides of the size limit. */
 #include "test.h"
 
-#include "limits.h"
+#include "input_limits.h"
 #include "ws_handshake.h"
 
 #define REQ_LINE "GET /ws?channel=news HTTP/1.1\r\n"
@@ -12,7 +12,10 @@
 #define H_KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 #define H_VER "Sec-WebSocket-Version: 13\r\n"
 #define VALID REQ_LINE H_HOST H_UPG H_CONN H_KEY H_VER "\r\n"
-#define SLICE(s) {(s), sizeof(s) - 1}
+#define SLICE(s)                                                                                   \
+    {                                                                                              \
+        (s), sizeof(s) - 1                                                                         \
+    }
 
 /* RFC 6455 §1.2, the example client handshake. */
 static const char rfc_request[] = "GET /chat HTTP/1.1\r\n"
@@ -69,19 +72,20 @@ static void test_rfc_request(void)
     CHECK_MEM(proto.ptr, proto.len, "chat");
     char out[512];
     long len = ws_handshake_write_101(out, sizeof out, &req, proto.ptr, proto.len, NULL);
-    CHECK_MEM(out, len, "HTTP/1.1 101 Switching Protocols\r\n"
-                        "Upgrade: websocket\r\n"
-                        "Connection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                        "Sec-WebSocket-Protocol: chat\r\n"
-                        "\r\n");
+    CHECK_MEM(out, len,
+              "HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+              "Sec-WebSocket-Protocol: chat\r\n"
+              "\r\n");
 }
 
 static void test_target_and_query(void)
 {
     struct ws_handshake_req req;
     CHECK(parse_str("GET /ws?channel=a&channel=b&lastEventId=7 HTTP/1.1\r\n" H_HOST H_UPG H_CONN
-                    H_KEY H_VER "\r\n",
+                        H_KEY H_VER "\r\n",
                     &req) > 0);
     CHECK_MEM(req.path.ptr, req.path.len, "/ws");
     CHECK_MEM(req.query.ptr, req.query.len, "channel=a&channel=b&lastEventId=7");
@@ -103,16 +107,17 @@ static void test_bytes_after_head_are_not_consumed(void)
 static void test_optional_headers(void)
 {
     struct ws_handshake_req req;
-    CHECK(parse_str(REQ_LINE H_HOST H_UPG H_CONN H_KEY H_VER "X-Forwarded-For: 10.0.0.1\r\n"
-                                                           "X-Forwarded-For: 192.0.2.7, 10.0.0.2\r\n"
-                                                           "Sec-WebSocket-Protocol: a\r\n"
-                                                           "Sec-WebSocket-Protocol: b,  ,c\r\n"
-                                                           "Sec-WebSocket-Extensions: x-foo\r\n"
-                                                           "Sec-WebSocket-Extensions: \r\n"
-                                                           "Sec-WebSocket-Extensions: "
-                                                           "permessage-deflate\r\n"
-                                                           "Origin:\r\n"
-                                                           "\r\n",
+    CHECK(parse_str(REQ_LINE H_HOST H_UPG H_CONN H_KEY H_VER
+                    "X-Forwarded-For: 10.0.0.1\r\n"
+                    "X-Forwarded-For: 192.0.2.7, 10.0.0.2\r\n"
+                    "Sec-WebSocket-Protocol: a\r\n"
+                    "Sec-WebSocket-Protocol: b,  ,c\r\n"
+                    "Sec-WebSocket-Extensions: x-foo\r\n"
+                    "Sec-WebSocket-Extensions: \r\n"
+                    "Sec-WebSocket-Extensions: "
+                    "permessage-deflate\r\n"
+                    "Origin:\r\n"
+                    "\r\n",
                     &req) > 0);
     /* The last X-Forwarded-For line is the one our proxy wrote. */
     CHECK_MEM(req.forwarded_for.ptr, req.forwarded_for.len, "192.0.2.7, 10.0.0.2");
@@ -185,7 +190,7 @@ static const struct verdict_case cases[] = {
     {REQ_LINE H_HOST H_UPG H_CONN "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\n" H_VER "\r\n",
      WS_HANDSHAKE_ERR_KEY},
     {REQ_LINE H_HOST H_UPG H_CONN "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==AAAA\r\n" H_VER
-              "\r\n",
+                                  "\r\n",
      WS_HANDSHAKE_ERR_KEY},
     {REQ_LINE H_HOST H_UPG H_CONN H_KEY H_KEY H_VER "\r\n", WS_HANDSHAKE_ERR_KEY},
     /* Item 1 and RFC 7230 §3.1.1: GET, case-sensitive; HTTP/1.1 or later. */
@@ -256,14 +261,14 @@ static const struct verdict_case cases[] = {
      "Sec-WebSocket-Protocol: 17\r\n\r\n",
      WS_HANDSHAKE_ERR_PROTOCOL},
     {REQ_LINE H_HOST H_UPG H_CONN H_KEY H_VER "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n"
-                                             "Sec-WebSocket-Extensions: a\r\n\r\n",
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n"
+                                              "Sec-WebSocket-Extensions: a\r\n\r\n",
      WS_HANDSHAKE_ERR_EXTENSIONS},
 };
 
@@ -272,11 +277,11 @@ static void test_verdict_table(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct ws_handshake_req req;
         long n = parse_str(cases[i].head, &req);
-        long want = cases[i].err == WS_HANDSHAKE_OK ? (long)strlen(cases[i].head)
-                                                    : WS_HANDSHAKE_INVALID;
+        long want =
+            cases[i].err == WS_HANDSHAKE_OK ? (long)strlen(cases[i].head) : WS_HANDSHAKE_INVALID;
         if (n != want || (n < 0 && req.err != cases[i].err)) {
-            fprintf(stderr, "case %zu: got %ld err %d (%s), want %ld err %d\n", i, n,
-                    (int)req.err, ws_handshake_strerror(req.err), want, (int)cases[i].err);
+            fprintf(stderr, "case %zu: got %ld err %d (%s), want %ld err %d\n", i, n, (int)req.err,
+                    ws_handshake_strerror(req.err), want, (int)cases[i].err);
             CHECK(0);
         }
     }
@@ -285,9 +290,9 @@ static void test_verdict_table(void)
 static void test_status_mapping(void)
 {
     struct ws_handshake_req req;
-    CHECK_INT(parse_str(REQ_LINE H_HOST H_UPG H_CONN H_KEY "Sec-WebSocket-Version: 12\r\n\r\n",
-                        &req),
-              WS_HANDSHAKE_INVALID);
+    CHECK_INT(
+        parse_str(REQ_LINE H_HOST H_UPG H_CONN H_KEY "Sec-WebSocket-Version: 12\r\n\r\n", &req),
+        WS_HANDSHAKE_INVALID);
     CHECK_INT(ws_handshake_status(req.err), 426);
     CHECK_INT(parse_str(REQ_LINE H_HOST H_UPG H_CONN H_VER "\r\n", &req), WS_HANDSHAKE_INVALID);
     CHECK_INT(ws_handshake_status(req.err), 400);
@@ -363,8 +368,7 @@ static void test_size_limit_both_sides(void)
     CHECK_INT(req.err, WS_HANDSHAKE_ERR_TOO_LARGE);
     /* Incrementally, the verdict arrives once max bytes are in. */
     struct ws_handshake_state st = {0};
-    CHECK_INT(ws_handshake_parse(&st, guarded(over, 100), 100, max, &req),
-              WS_HANDSHAKE_NEED_MORE);
+    CHECK_INT(ws_handshake_parse(&st, guarded(over, 100), 100, max, &req), WS_HANDSHAKE_NEED_MORE);
     CHECK_INT(ws_handshake_parse(&st, guarded(over, max + 1), max + 1, max, &req),
               WS_HANDSHAKE_INVALID);
     CHECK_INT(req.err, WS_HANDSHAKE_ERR_TOO_LARGE);
@@ -394,12 +398,13 @@ static void test_write_101_plain_and_extensions(void)
 
     n = ws_handshake_write_101(out, sizeof out, &req, NULL, 0,
                                "permessage-deflate; server_no_context_takeover");
-    CHECK_MEM(out, n, "HTTP/1.1 101 Switching Protocols\r\n"
-                      "Upgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                      "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
-                      "\r\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+              "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+              "\r\n");
     /* Nothing we are handed may split the response. */
     CHECK_INT(ws_handshake_write_101(out, sizeof out, &req, "a\r\nX: y", 7, NULL), -1);
     CHECK_INT(ws_handshake_write_101(out, sizeof out, &req, NULL, 0, "x\nSet-Cookie: a"), -1);
@@ -409,37 +414,41 @@ static void test_write_error(void)
 {
     char out[512];
     long n = ws_handshake_write_error(out, sizeof out, 400, "Sec-WebSocket-Key missing", 0);
-    CHECK_MEM(out, n, "HTTP/1.1 400 Bad Request\r\n"
-                      "Content-Type: text/plain\r\n"
-                      "Content-Length: 26\r\n"
-                      "Connection: close\r\n"
-                      "\r\n"
-                      "Sec-WebSocket-Key missing\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 400 Bad Request\r\n"
+              "Content-Type: text/plain\r\n"
+              "Content-Length: 26\r\n"
+              "Connection: close\r\n"
+              "\r\n"
+              "Sec-WebSocket-Key missing\n");
     n = ws_handshake_write_error(out, sizeof out, 426,
                                  ws_handshake_strerror(WS_HANDSHAKE_ERR_VERSION), 0);
-    CHECK_MEM(out, n, "HTTP/1.1 426 Upgrade Required\r\n"
-                      "Content-Type: text/plain\r\n"
-                      "Content-Length: 33\r\n"
-                      "Upgrade: websocket\r\n"
-                      "Connection: Upgrade, close\r\n"
-                      "Sec-WebSocket-Version: 13\r\n"
-                      "\r\n"
-                      "Sec-WebSocket-Version must be 13\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 426 Upgrade Required\r\n"
+              "Content-Type: text/plain\r\n"
+              "Content-Length: 33\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade, close\r\n"
+              "Sec-WebSocket-Version: 13\r\n"
+              "\r\n"
+              "Sec-WebSocket-Version must be 13\n");
     n = ws_handshake_write_error(out, sizeof out, 503, "too many connections", 5);
-    CHECK_MEM(out, n, "HTTP/1.1 503 Service Unavailable\r\n"
-                      "Content-Type: text/plain\r\n"
-                      "Content-Length: 21\r\n"
-                      "Connection: close\r\n"
-                      "Retry-After: 5\r\n"
-                      "\r\n"
-                      "too many connections\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 503 Service Unavailable\r\n"
+              "Content-Type: text/plain\r\n"
+              "Content-Length: 21\r\n"
+              "Connection: close\r\n"
+              "Retry-After: 5\r\n"
+              "\r\n"
+              "too many connections\n");
     n = ws_handshake_write_error(out, sizeof out, 403, "origin not allowed", 7);
-    CHECK_MEM(out, n, "HTTP/1.1 403 Forbidden\r\n"
-                      "Content-Type: text/plain\r\n"
-                      "Content-Length: 19\r\n"
-                      "Connection: close\r\n"
-                      "\r\n"
-                      "origin not allowed\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 403 Forbidden\r\n"
+              "Content-Type: text/plain\r\n"
+              "Content-Length: 19\r\n"
+              "Connection: close\r\n"
+              "\r\n"
+              "origin not allowed\n");
     CHECK_INT(ws_handshake_write_error(out, sizeof out, 500, "x", 0), -1);
     CHECK_INT(ws_handshake_write_error(out, sizeof out, 400, "two\r\nlines", 0), -1);
     CHECK_INT(ws_handshake_write_error(out, sizeof out, 400, NULL, 0), -1);
@@ -488,9 +497,12 @@ static const struct pmd_case pmd_cases[] = {
     {" , ,permessage-deflate,", true, "permessage-deflate; server_no_context_takeover", 15, 15,
      false},
     /* RFC 7692 §7: decline unknown, repeated or invalid parameters. */
-    {"permessage-deflate; client_no_context_takeover; client_no_context_takeover", false, NULL, 0, 0, false},
-    {"permessage-deflate; server_max_window_bits=10; server_max_window_bits=10", false, NULL, 0, 0, false},
-    {"permessage-deflate; client_max_window_bits; client_max_window_bits=9", false, NULL, 0, 0, false},
+    {"permessage-deflate; client_no_context_takeover; client_no_context_takeover", false, NULL, 0,
+     0, false},
+    {"permessage-deflate; server_max_window_bits=10; server_max_window_bits=10", false, NULL, 0, 0,
+     false},
+    {"permessage-deflate; client_max_window_bits; client_max_window_bits=9", false, NULL, 0, 0,
+     false},
     {"permessage-deflate; server_max_window_bits", false, NULL, 0, 0, false},
     {"permessage-deflate; server_max_window_bits=16", false, NULL, 0, 0, false},
     {"permessage-deflate; server_max_window_bits=7", false, NULL, 0, 0, false},
@@ -597,13 +609,14 @@ static void test_full_handshake_with_deflate(void)
     CHECK(ws_handshake_negotiate_deflate(req.extensions, req.extension_count, NULL, &pmd));
     char out[512];
     long n = ws_handshake_write_101(out, sizeof out, &req, NULL, 0, pmd.response);
-    CHECK_MEM(out, n, "HTTP/1.1 101 Switching Protocols\r\n"
-                      "Upgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                      "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
-                      "client_max_window_bits=15\r\n"
-                      "\r\n");
+    CHECK_MEM(out, n,
+              "HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+              "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+              "client_max_window_bits=15\r\n"
+              "\r\n");
 }
 
 int main(void)

@@ -1,0 +1,826 @@
+"""WebSocket cases for the integration tests: litepush-ws spoken to
+directly, through Apache mod_proxy_wstunnel (/ws, /ro/ws) and through
+lighttpd mod_proxy with upgrade enabled. Clients: the npm ws package
+(ws_driver.mjs) and raw sockets that build frames by hand (ws_raw.py).
+
+Two litepush-ws processes serve every target (harness.WS_MAIN_ARGS behind
+/ws: publishing allowed, --ping 1, --max-message 1000; WS_RO_ARGS behind
+/ro/ws: no publishing, --no-deflate). The handshake cases that need other
+flags start their own process and speak to it directly.
+
+run.py sets ENV and appends WS_CASES to its case list: scope "ws" runs on
+ws-direct, ws-apache and ws-lighttpd; "wsdirect" only on ws-direct."""
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from harness import (DB, HERE, PROCS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
+                     fd_count, free_port, short, tcp_listening, wait_until)
+from ws_raw import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, close_payload,
+                    deflate_message, frame)
+
+ENV = None          # set by run.py
+WS_DRIVER = os.path.join(HERE, "ws_driver.mjs")
+
+
+class WsTarget:
+    """How a case reaches litepush-ws: the port and path of the main
+    (publishing) helper and of the read-only one, and where SSE lives."""
+
+    def __init__(self, name, port, path, ro_port, ro_path, sse_port):
+        self.name, self.port, self.path = name, port, path
+        self.ro_port, self.ro_path, self.sse_port = ro_port, ro_path, sse_port
+        self.responder = None
+        self.full = True
+
+    def url(self, query="", ro=False):
+        port, path = (self.ro_port, self.ro_path) if ro else (self.port, self.path)
+        return f"ws://127.0.0.1:{port}{path}" + (f"?{query}" if query else "")
+
+    def raw(self, query="", ro=False, headers=None):
+        port, path = (self.ro_port, self.ro_path) if ro else (self.port, self.path)
+        return RawWS(port, path + (f"?{query}" if query else ""), headers=headers)
+
+    def ch(self, case):
+        return f"{self.name}.{case}.{os.urandom(3).hex()}"
+
+
+def make_targets(env):
+    return [WsTarget("ws-direct", env.wsport, "/ws", env.wsport_ro, "/ws", env.aport),
+            WsTarget("ws-apache", env.aport, "/ws", env.aport, "/ro/ws", env.aport),
+            WsTarget("ws-lighttpd", env.lport, "/ws", env.lport, "/ro/ws", env.lport)]
+
+
+# ------------------------------------------------------------- node client
+class NodeWS:
+    """ws_driver.mjs: the npm ws client, commands on stdin, events on stdout."""
+
+    def __init__(self, url, deflate=False, threshold=None, timeout_ms=30000):
+        argv = ["node", WS_DRIVER, url, "--timeout-ms", str(timeout_ms)]
+        if deflate:
+            argv.append("--deflate")
+        if threshold is not None:
+            argv += ["--threshold", str(threshold)]
+        self.url = url
+        self.p = PROCS.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=HERE)
+        self.lines = []
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            try:
+                self.lines.append(json.loads(raw))
+            except ValueError:
+                self.lines.append({"type": "junk", "line": raw.decode("utf-8", "replace")})
+
+    def of(self, kind):
+        return [x for x in list(self.lines) if x.get("type") == kind]
+
+    def messages(self):
+        return self.of("message")
+
+    def datas(self):
+        return [m["data"] for m in self.messages()]
+
+    def said(self):
+        return short(self.lines[-12:], 900)
+
+    def wait(self, pred, timeout, what):
+        try:
+            return wait_until(pred, timeout, what, interval=0.02)
+        except Fail as e:
+            raise Fail(f"{self.url}: {e}; node said {self.said()}")
+
+    def open(self, timeout=8.0):
+        self.wait(lambda: self.of("open") or self.of("close") or self.of("http") or
+                  self.p.poll() is not None, timeout, "WebSocket open")
+        check(self.of("open"), f"{self.url}: no open; node said {self.said()}")
+        return self.of("open")[0]
+
+    def wait_messages(self, n, timeout=5.0):
+        self.wait(lambda: len(self.messages()) >= n, timeout, f"{n} messages")
+        return self.datas()[:n]
+
+    def send(self, **cmd):
+        self.p.stdin.write((json.dumps(cmd) + "\n").encode())
+        self.p.stdin.flush()
+
+    def publish(self, obj):
+        self.send(op="send", text=obj if isinstance(obj, str) else json.dumps(obj))
+
+    def check_open(self):
+        closes = self.of("close") + self.of("error")
+        check(not closes and self.p.poll() is None,
+              f"{self.url}: connection should still be open; node said {self.said()}")
+
+    def quit(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        Procs.stop(self.p, wait_s=2)
+
+
+def row(rid, ch, data, event=None):
+    return {"id": rid, "channel": ch, "event": event, "data": data}
+
+
+def blob_row(rid, ch, raw, event=None):
+    return {"id": rid, "channel": ch, "event": event, "data": base64.b64encode(raw).decode(),
+            "encoding": "base64"}
+
+
+def expect_rows(got, want, what):
+    if got != want:
+        raise Fail(f"{what}: expected {short(want, 700)}, got {short(got, 700)}")
+
+
+def ws_alive(t):
+    """A fresh connection still works: ping, pong."""
+    r = t.raw(f"channel={t.ch('alive')}").open()
+    try:
+        r.ping_pong(b"still-up")
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------ rows
+def ws_rows(t):
+    """Rows INSERTed with sqlite3 arrive as JSON text frames, routed by
+    channel: one channel, two channels, none (= default); BLOB as base64."""
+    a, b = t.ch("ra"), t.ch("rb")
+    na, nab, nd = NodeWS(t.url(f"channel={a}")), NodeWS(t.url(f"channel={a}&channel={b}")), NodeWS(t.url())
+    try:
+        for n in (na, nab, nd):
+            n.open()
+        blob = b"\x00\x01\xfe\xff" + bytes(range(256))
+        text = 'multi\nline "quoted" \\ tab\t \u00e9 \u2713 \U0001F600 </script>'
+        rows = [(b, "b1", None), (a, "a1", "upd"), (None, "d1", None), (a, text, None),
+                (b, blob, "bin"), (a, "", None)]
+        ids = ENV.db.insert_rows(rows)
+        want_ab = [row(ids[0], b, "b1"), row(ids[1], a, "a1", "upd"), row(ids[3], a, text),
+                   blob_row(ids[4], b, blob, "bin"), row(ids[5], a, "")]
+        expect_rows(nab.wait_messages(5), want_ab, "?channel=a&channel=b")
+        expect_rows(na.wait_messages(3), [want_ab[1], want_ab[2], want_ab[4]], "?channel=a")
+        expect_rows(nd.wait_messages(1), [row(ids[2], "default", "d1")], "no channel (= default)")
+        time.sleep(0.3)
+        check((len(na.messages()), len(nab.messages()), len(nd.messages())) == (3, 5, 1),
+              f"extra frames: a {na.datas()[3:]}, ab {nab.datas()[5:]}, default {nd.datas()[1:]}")
+        check(all(not m["binary"] for m in nab.messages()), "rows must be text frames")
+    finally:
+        for n in (na, nab, nd):
+            n.quit()
+
+
+# ------------------------------------------------------------ publishing
+def ws_publish(t):
+    """A publish reaches the table, the sender, another WS subscriber and
+    an SSE stream through the web server, with its new id."""
+    c = t.ch("pub")
+    sender, other = NodeWS(t.url(f"channel={c}")), NodeWS(t.url(f"channel={c}"))
+    sse = Stream(t.sse_port, f"/events?channel={c}")
+    try:
+        sender.open()
+        other.open()
+        sse.open()
+        sender.publish({"channel": c, "event": "e", "data": "x"})
+        got = sender.wait_messages(1)
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1, f"expected one row in the table for {c}, found {ids}")
+        want = row(ids[0], c, "x", "e")
+        expect_rows(got, [want], "sender")
+        expect_rows(other.wait_messages(1), [want], "other WS subscriber")
+        ev = sse.wait_events(1)[0]
+        check((ev["id"], ev["event"], ev["data"]) == (str(ids[0]), "e", "x"),
+              f"SSE subscriber: expected id {ids[0]} event e data x, got {ev['fields']}")
+        out = ENV.db.run(f"SELECT channel, event, data, typeof(data) FROM messages WHERE id={ids[0]};")
+        check(out.strip() == f"{c}|e|x|text", f"row in the table: {out!r}")
+    finally:
+        sender.quit()
+        other.quit()
+        sse.close()
+
+
+INVALID_PUBLISHES = [
+    ("not JSON", lambda c: 'this is not {json'),
+    ("JSON array", lambda c: json.dumps([c, "x"])),
+    ("JSON string", lambda c: json.dumps("x")),
+    ("data missing", lambda c: json.dumps({"channel": c})),
+    ("data a number", lambda c: json.dumps({"channel": c, "data": 5})),
+    ("data an object", lambda c: json.dumps({"channel": c, "data": {"a": 1}})),
+    ("data null", lambda c: json.dumps({"channel": c, "data": None})),
+    ("channel empty", lambda c: json.dumps({"channel": "", "data": "x"})),
+    ("channel 129 bytes", lambda c: json.dumps({"channel": "c" * 129, "data": "x"})),
+    ("channel a number", lambda c: json.dumps({"channel": 5, "data": "x"})),
+    ("event a number", lambda c: json.dumps({"channel": c, "event": 5, "data": "x"})),
+]
+
+
+def ws_publish_invalid(t):
+    """Each invalid publish gets {"error":"..."}, nothing is stored, the
+    connection stays open and a later valid publish works."""
+    c = t.ch("inv")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        before = ENV.db.max_issued()
+        for _, mk in INVALID_PUBLISHES:
+            n.publish(mk(c))
+        got = n.wait_messages(len(INVALID_PUBLISHES))
+        bad = [f"{why}: {short(g)}" for (why, _), g in zip(INVALID_PUBLISHES, got)
+               if not (isinstance(g, dict) and list(g) == ["error"] and isinstance(g["error"], str)
+                       and g["error"])]
+        check(not bad, "expected {\"error\":\"<reason>\"} for each invalid publish; " + "; ".join(bad))
+        n.check_open()
+        stored = ENV.db.run(f"SELECT count(*) FROM messages WHERE id > {before} AND channel "
+                            f"IN ({DB.text(c)}, '', '{'c' * 129}');").strip()
+        check(stored == "0", f"invalid publishes stored {stored} rows")
+        n.publish({"channel": c, "data": "valid after errors"})
+        got = n.wait_messages(len(INVALID_PUBLISHES) + 1)[-1]
+        ids = ENV.db.ids(c)
+        expect_rows([got], [row(ids[-1], c, "valid after errors")] if ids else [], "valid publish")
+        return "reasons: " + " | ".join(sorted({g["error"] for g in n.datas()[:-1]}))
+    finally:
+        n.quit()
+
+
+def ws_publish_disabled(t):
+    """Without --allow-publish (/ro/ws) a publish gets an error frame and
+    stores nothing; the connection keeps receiving rows."""
+    c = t.ch("ro")
+    n = NodeWS(t.url(f"channel={c}", ro=True))
+    try:
+        n.open()
+        n.publish({"channel": c, "data": "should not be stored"})
+        got = n.wait_messages(1)[0]
+        check(isinstance(got, dict) and list(got) == ["error"], f"expected an error frame, got {got!r}")
+        check(ENV.db.ids(c) == [], f"the publish was stored: {ENV.db.ids(c)}")
+        rid = ENV.db.insert(c, "from sqlite")
+        expect_rows(n.wait_messages(2)[1:], [row(rid, c, "from sqlite")], "row after the refused publish")
+        return f"error {got['error']!r}"
+    finally:
+        n.quit()
+
+
+def ws_publish_binary(t):
+    """A binary frame is stored as a BLOB in the first channel of the URL."""
+    c1, c2 = t.ch("bin1"), t.ch("bin2")
+    n = NodeWS(t.url(f"channel={c1}&channel={c2}"))
+    try:
+        n.open()
+        raw = bytes(range(256)) + b"\x00\xff binary"
+        n.send(op="binary", b64=base64.b64encode(raw).decode())
+        got = n.wait_messages(1)
+        ids = ENV.db.ids(c1)
+        check(len(ids) == 1 and ENV.db.ids(c2) == [], f"expected one row in {c1} only: {ids}, {ENV.db.ids(c2)}")
+        expect_rows(got, [blob_row(ids[0], c1, raw)], "binary publish")
+        out = ENV.db.run(f"SELECT typeof(data), hex(data) FROM messages WHERE id={ids[0]};").strip()
+        check(out == f"blob|{raw.hex().upper()}", f"stored as {short(out)}")
+    finally:
+        n.quit()
+
+
+# ------------------------------------------------------------ resume
+def ws_resume_race(t):
+    """lastEventId=N: exactly the rows > N, in order, while another process
+    inserts during the replay of 2000 rows."""
+    ch = t.ch("race")
+    ENV.db.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<2000) "
+               f"INSERT INTO messages(channel,data) SELECT {DB.text(ch)}, 'row '||i FROM n;")
+    first = ENV.db.ids(ch)
+    n_id = first[9]                      # resume after the 10th row
+    ENV.db.insert(t.ch("other"), "not subscribed")
+    feeder = subprocess.Popen(["sqlite3", "-batch", ENV.db.path], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def feed():
+        feeder.stdin.write(".timeout 10000\n")
+        for i in range(400):
+            feeder.stdin.write(f"INSERT INTO messages(channel,data) VALUES({DB.text(ch)},'live {i}');\n")
+            feeder.stdin.flush()
+            time.sleep(0.002)
+        feeder.stdin.close()
+
+    th = threading.Thread(target=feed, daemon=True)
+    th.start()
+    n = NodeWS(t.url(f"channel={ch}&lastEventId={n_id}"))
+    try:
+        n.open()
+        th.join(30)
+        check(feeder.wait(30) == 0, f"inserter failed: {feeder.stderr.read()}")
+        want = [i for i in ENV.db.ids(ch) if i > n_id]
+        check(len(want) == 2390, f"expected 2390 rows after {n_id}, found {len(want)}")
+        n.wait(lambda: len(n.messages()) >= len(want) or
+               (n.messages() and (n.messages()[-1]["data"] or {}).get("id") == want[-1]),
+               30, f"id {want[-1]}")
+        time.sleep(0.3)
+        got = [d.get("id") if isinstance(d, dict) else d for d in n.datas()]
+        if got != want:
+            dup = len(got) - len(set(got))
+            miss = sorted(set(want) - set(got))
+            order = all(isinstance(a, int) and isinstance(b, int) and a < b for a, b in zip(got, got[1:]))
+            raise Fail(f"resume: {len(got)} frames for {len(want)} rows; duplicates {dup}, missing "
+                       f"{len(miss)} {miss[:10]}, in order {order}, first {short(got[:3])}")
+        d = n.datas()
+        check(d[0] == row(first[10], ch, "row 11") and d[-1]["data"] == "live 399",
+              f"first/last frames: {short(d[0])} / {short(d[-1])}")
+        return f"{len(got)} frames, exactly once"
+    finally:
+        n.quit()
+        if feeder.poll() is None:
+            feeder.kill()
+
+
+def ws_reset_ahead(t):
+    """lastEventId newer than any id issued: the first frame is
+    "event":"litepush.reset", then live rows."""
+    ch = t.ch("rst")
+    ENV.db.insert(ch, "old")
+    m = ENV.db.max_issued()
+    n = NodeWS(t.url(f"channel={ch}&lastEventId={m + 1000}"))
+    try:
+        n.open()
+        first = n.wait_messages(1)[0]
+        check(isinstance(first, dict) and first.get("event") == "litepush.reset",
+              f"expected a litepush.reset frame first, got {short(first)}")
+        try:
+            info = json.loads(first["data"])
+        except (ValueError, TypeError):
+            raise Fail(f"litepush.reset data is not JSON: {first!r}")
+        check(info.get("reason") == "ahead-of-log" and info.get("lastEventId") == m + 1000,
+              f"litepush.reset data: {info}")
+        check(first.get("id") == info.get("continueAfter") and first.get("id") <= m,
+              f"litepush.reset id {first.get('id')} should be continueAfter (<= {m}): {info}")
+        rid = ENV.db.insert(ch, "new")
+        expect_rows(n.wait_messages(2)[1:], [row(rid, ch, "new")], "first row after the reset")
+        return f"frame {json.dumps(first)}"
+    finally:
+        n.quit()
+
+
+# ------------------------------------------------------------ fragmentation, ping
+def ws_fragmented_publish(t):
+    """A publish in 3 fragments with a ping between them: the pong carries
+    the ping's payload and the publish is stored and delivered."""
+    c = t.ch("frag")
+    r = t.raw(f"channel={c}").open()
+    try:
+        msg = json.dumps({"channel": c, "event": "frag", "data": "in three parts \u00e9"}).encode()
+        p1, p2, p3 = msg[:10], msg[10:25], msg[25:]
+        r.send_frame(OP_TEXT, p1, fin=False)
+        r.send_frame(OP_PING, b"mid-message ping")
+        r.send_frame(OP_CONT, p2, fin=False)
+        r.send_frame(OP_CONT, p3, fin=True)
+        frames = []
+        end = time.monotonic() + 5
+        while not (any(f.opcode == OP_PONG for f in frames) and any(f.opcode == OP_TEXT for f in frames)):
+            f = r.recv_frame(max(0.0, end - time.monotonic()))
+            check(f is not None and f.opcode != OP_CLOSE, f"connection closed: {f} after {frames}")
+            frames.append(f)
+        pong = [f for f in frames if f.opcode == OP_PONG][0]
+        check(pong.payload == b"mid-message ping", f"pong payload {pong.payload!r}")
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1, f"expected the publish stored once, found {ids}")
+        got = json.loads([f for f in frames if f.opcode == OP_TEXT][0].payload)
+        expect_rows([got], [row(ids[0], c, "in three parts \u00e9", "frag")], "fragmented publish")
+    finally:
+        r.close()
+
+
+def ws_ping(t):
+    """--ping 1: a client that answers pings stays connected (> 3 s); a raw
+    client that never answers is dropped within about 2-3 s."""
+    c = t.ch("ping")
+    n = NodeWS(t.url(f"channel={c}"))
+    r = None
+    try:
+        n.open()
+        t_node = time.monotonic()
+        r = t.raw(f"channel={c}").open()
+        t0 = time.monotonic()
+        f = None
+        try:
+            f, _ = r.expect_close(6.0)
+        except Fail as e:
+            if not r.eof:
+                raise Fail(f"silent client not dropped: {e}")
+        dt = time.monotonic() - t0
+        how = f"close {f.close_code()}" if f else "TCP close"
+        check(f is None or f.close_code() == 1001, f"silent client: expected close 1001, got {f}")
+        check(r.pings, f"silent client was dropped ({how}) after {dt:.1f}s without a ping first")
+        check(dt <= 4.5, f"silent client dropped only after {dt:.1f}s")
+        if f is not None:
+            rest = r.drain_to_eof(4)
+            check(rest == b"", f"bytes after the close frame: {short(rest)}")
+        time.sleep(max(0.0, 3.5 - (time.monotonic() - t_node)))
+        n.check_open()
+        rid = ENV.db.insert(c, "after 3.5 s")
+        expect_rows(n.wait_messages(1), [row(rid, c, "after 3.5 s")], "answering client after 3.5 s")
+        return (f"silent client: {len(r.pings)} ping(s), then {how} after {dt:.1f}s; "
+                f"answering client: {len(n.of('ping'))} pings in 3.5 s")
+    finally:
+        n.quit()
+        if r:
+            r.close()
+
+
+# ------------------------------------------------------------ close codes
+def _hostile(t, act, want_code, channel_case="cc"):
+    c = t.ch(channel_case)
+    r = t.raw(f"channel={c}").open()
+    try:
+        sent_close = act(r)
+        f, before = r.expect_close(5.0)
+        code = f.close_code()
+        check(code == want_code, f"expected close {want_code}, got {code} "
+                                 f"(payload {f.payload!r}); frames before: {short(before)}")
+        check(not before, f"data frames before the close: {short(before)}")
+        check(not f.masked, "server close frame is masked")
+        if not sent_close:
+            r.send_frame(OP_CLOSE, close_payload(code))
+        rest = r.drain_to_eof(5.0)
+        check(rest == b"", f"bytes after the server's close frame: {short(rest)}")
+        reason = f.payload[2:].decode("utf-8", "replace")
+    finally:
+        r.close()
+    ws_alive(t)
+    check(alive(ENV.ws.pid), "litepush-ws died")
+    return f"{code} {reason!r}" if reason else None
+
+
+def _split_utf8(r):
+    r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
+    r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
+    r.send_frame(OP_CONT, b'\x41"}', fin=True)
+
+
+def _client_close(r):
+    r.send_frame(OP_CLOSE, close_payload(1000, b"bye"))
+    return True
+
+
+CLOSE_CASES = [
+    ("client_close_1000", _client_close, 1000),
+    ("unmasked", lambda r: r.send_frame(OP_TEXT, b'{"data":"x"}', mask=False), 1002),
+    ("opcode_3", lambda r: r.send_frame(3, b"x"), 1002),
+    ("rsv2", lambda r: r.send_frame(OP_TEXT, b'{"data":"x"}', rsv=0b010), 1002),
+    ("rsv1_without_deflate", lambda r: r.send_frame(OP_TEXT, b'{"data":"x"}', rsv=0b100), 1002),
+    ("control_126", lambda r: r.send_frame(OP_PING, b"p" * 126), 1002),
+    ("ping_fragmented", lambda r: r.send_frame(OP_PING, b"p", fin=False), 1002),
+    ("cont_without_start", lambda r: r.send_frame(OP_CONT, b"x"), 1002),
+    ("text_inside_fragments", lambda r: (r.send_frame(OP_TEXT, b'{"da', fin=False),
+                                         r.send_frame(OP_TEXT, b'ta":"x"}')), 1002),
+    ("utf8_invalid", lambda r: r.send_frame(OP_TEXT, b'{"data":"\xff"}'), 1007),
+    ("utf8_split_fragments", _split_utf8, 1007),
+    ("too_big_frame", lambda r: r.send_frame(OP_TEXT, b"x" * (WS_MAX_MESSAGE + 1)), 1009),
+    ("too_big_fragments", lambda r: [r.send_frame(op, b"x" * 400, fin=fin) for op, fin in
+                                     ((OP_TEXT, False), (OP_CONT, False), (OP_CONT, True))], 1009),
+    ("close_1_byte", lambda r: r.send_frame(OP_CLOSE, b"\x03"), 1002),
+    ("close_code_999", lambda r: r.send_frame(OP_CLOSE, close_payload(999)), 1002),
+    ("close_reason_not_utf8", lambda r: r.send_frame(OP_CLOSE, close_payload(1000, b"\xc3\x28")), 1007),
+]
+
+
+def _close_case(act, code):
+    return lambda t: _hostile(t, act, code)
+
+
+# ------------------------------------------------------------ permessage-deflate
+def _deflate_rows(t, deflate):
+    c = t.ch("pmd" if deflate else "nopmd")
+    n = NodeWS(t.url(f"channel={c}"), deflate=deflate, threshold=0)
+    try:
+        opened = n.open()
+        ext = opened.get("extensions") or ""
+        if deflate:
+            check("permessage-deflate" in ext, f"permessage-deflate offered but not agreed: {ext!r}")
+        else:
+            check(ext == "", f"no extension offered, yet {ext!r}")
+        big = ("compressible line \u00e9\n" * 400)
+        blob = os.urandom(300)
+        ids = ENV.db.insert_rows([(c, "small", None), (c, big, "big"), (c, blob, None)])
+        want = [row(ids[0], c, "small"), row(ids[1], c, big, "big"), blob_row(ids[2], c, blob)]
+        expect_rows(n.wait_messages(3), want, "rows")
+        n.publish({"channel": c, "data": "published " + "z" * 300})
+        got = n.wait_messages(4)[3]
+        pid = ENV.db.ids(c)[-1]
+        expect_rows([got], [row(pid, c, "published " + "z" * 300)], "publish")
+        return f"extensions {ext!r}"
+    finally:
+        n.quit()
+
+
+def ws_deflate_on(t):
+    return _deflate_rows(t, True)
+
+
+def ws_deflate_off(t):
+    return _deflate_rows(t, False)
+
+
+def ws_deflate_raw(t):
+    """Raw permessage-deflate: the 101 agrees, compressed rows inflate, a
+    compressed publish is stored; a decompression bomb gets 1009."""
+    c = t.ch("pmdraw")
+    r = t.raw(f"channel={c}", headers={
+        "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}).open()
+    try:
+        ext = r.headers.get("sec-websocket-extensions", "")
+        check(ext.startswith("permessage-deflate"), f"101 without permessage-deflate: {r.headers}")
+        check("server_no_context_takeover" in ext and "client_no_context_takeover" in ext,
+              f"expected both no_context_takeover parameters: {ext!r}")
+        body = json.dumps({"channel": c, "event": "z", "data": "deflated " * 50}).encode()
+        r.send_frame(OP_TEXT, deflate_message(body), rsv=0b100)
+        got = json.loads(r.recv_data())
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1, f"compressed publish: rows {ids}")
+        expect_rows([got], [row(ids[0], c, "deflated " * 50, "z")], "compressed publish")
+        r.send_frame(OP_TEXT, deflate_message(body), rsv=0b100)   # no context: again the same bytes
+        got = json.loads(r.recv_data())
+        check(got.get("data") == "deflated " * 50, f"second compressed publish: {short(got)}")
+    finally:
+        r.close()
+    return _bomb_case(t)
+
+
+def _bomb_case(t):
+    c = t.ch("bomb")
+    r = t.raw(f"channel={c}", headers={"Sec-WebSocket-Extensions": "permessage-deflate"}).open()
+    try:
+        check("permessage-deflate" in r.headers.get("sec-websocket-extensions", ""), "no deflate")
+        payload = deflate_message(b'{"data":"' + b"a" * 300000 + b'"}')
+        r.send_frame(OP_TEXT, payload, rsv=0b100)
+        f, before = r.expect_close(5.0)
+        check(f.close_code() == 1009, f"bomb ({len(payload)} bytes inflating to 300 KB, "
+                                      f"--max-message {WS_MAX_MESSAGE}): expected 1009, got {f}")
+        r.send_frame(OP_CLOSE, close_payload(1009))
+        rest = r.drain_to_eof(5.0)
+        check(rest == b"" and not before, f"frames around the close: {before} / {short(rest)}")
+        check(ENV.db.ids(c) == [], "the bomb was stored")
+    finally:
+        r.close()
+    ws_alive(t)
+    return f"bomb of {len(payload)} bytes -> 1009"
+
+
+def ws_no_deflate(t):
+    """--no-deflate (/ro/ws): no extension in the 101 even when offered."""
+    c = t.ch("nodefl")
+    r = t.raw(f"channel={c}", ro=True,
+              headers={"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}).open()
+    n = NodeWS(t.url(f"channel={c}", ro=True), deflate=True)
+    try:
+        check("sec-websocket-extensions" not in r.headers, f"--no-deflate yet {r.headers}")
+        ext = n.open().get("extensions")
+        check(not ext, f"--no-deflate: npm ws agreed {ext!r}")
+        rid = ENV.db.insert(c, "plain " * 100)
+        check(json.loads(r.recv_data()) == row(rid, c, "plain " * 100), "raw row")
+        expect_rows(n.wait_messages(1), [row(rid, c, "plain " * 100)], "npm ws row")
+    finally:
+        r.close()
+        n.quit()
+
+
+# ------------------------------------------------------------ handshakes (direct)
+def _refusal(port, path, headers=None, raw=None):
+    r = RawWS(port, path, headers=headers, raw=raw)
+    try:
+        st = r.read_head()
+        body = r.read_body(2.0) if st != 101 else b""
+        return st, r.headers, body.decode("utf-8", "replace")
+    finally:
+        r.close()
+
+
+def ws_handshake_bad(t):
+    p = t.port
+    key15 = base64.b64encode(os.urandom(15)).decode()
+    problems = []
+    st, hd, body = _refusal(p, "/ws", {"Sec-WebSocket-Version": "12"})
+    if st != 426 or hd.get("sec-websocket-version") != "13":
+        problems.append(f"version 12: expected 426 with Sec-WebSocket-Version: 13, got {st} {hd}")
+    cases = [("missing key", "/ws", {"Sec-WebSocket-Key": None}),
+             ("15-byte key", "/ws", {"Sec-WebSocket-Key": key15}),
+             ("missing Upgrade", "/ws", {"Upgrade": None}),
+             ("Connection without upgrade", "/ws", {"Connection": "keep-alive"}),
+             ("lastEventId=abc", "/ws?channel=x&lastEventId=abc", None),
+             ("empty channel", "/ws?channel=", None),
+             ("129-byte channel", "/ws?channel=" + "c" * 129, None),
+             ("POST", None, None)]
+    for why, path, hdr in cases:
+        if why == "POST":
+            key = base64.b64encode(os.urandom(16)).decode()
+            st, hd, body = _refusal(p, "/ws", raw=(
+                f"POST /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"))
+        else:
+            st, hd, body = _refusal(p, path, hdr)
+        if st != 400:
+            problems.append(f"{why}: expected 400, got {st}")
+        elif not body.strip():
+            problems.append(f"{why}: 400 without a reason")
+    check(not problems, "; ".join(problems))
+    ws_alive(t)
+
+
+def ws_handshake_variants(t):
+    """Accepted spellings: Upgrade: WebSocket, Connection: keep-alive, Upgrade."""
+    for hdr in ({"Upgrade": "WebSocket"}, {"Connection": "keep-alive, Upgrade"},
+                {"Upgrade": "WEBSOCKET", "Connection": "upgrade"}):
+        r = RawWS(t.port, f"/ws?channel={t.ch('var')}", headers=hdr)
+        try:
+            r.open()
+            r.ping_pong()
+        except Fail as e:
+            raise Fail(f"{hdr}: {e}")
+        finally:
+            r.close()
+
+
+def _own_ws(args):
+    port = free_port()
+    logf = open(os.path.join(ENV.dir, f"ws-{port}.log"), "ab")
+    p = PROCS.start([WS_BIN, "--db", ENV.db.path, "--listen", f"127.0.0.1:{port}", *args],
+                    stdout=logf, stderr=logf)
+    logf.close()
+    wait_until(lambda: tcp_listening(port) or p.poll() is not None, 5, "litepush-ws to listen")
+    check(p.poll() is None, f"litepush-ws {' '.join(args)} exited with {p.returncode}")
+    return p, port
+
+
+def ws_origin(t):
+    p, port = _own_ws(["--origin", "https://good.example", "--origin", "http://also.example:8080"])
+    try:
+        for origin in ("https://good.example", "http://also.example:8080"):
+            r = RawWS(port, "/ws", headers={"Origin": origin})
+            try:
+                r.open()
+            except Fail as e:
+                raise Fail(f"allowed Origin {origin}: {e}")
+            finally:
+                r.close()
+        problems = []
+        for origin in ("https://evil.example", "https://good.example.evil", "null", None):
+            st, hd, body = _refusal(port, "/ws", {"Origin": origin})
+            if st != 403:
+                problems.append(f"Origin {origin}: expected 403, got {st}")
+        check(not problems, "; ".join(problems))
+    finally:
+        Procs.stop(p)
+
+
+def ws_max_connections(t):
+    p, port = _own_ws(["--max-connections", "2"])
+    conns = []
+    try:
+        conns = [RawWS(port, "/ws").open() for _ in range(2)]
+        st, hd, body = _refusal(port, "/ws")
+        check(st == 503 and hd.get("retry-after", "").isdigit(),
+              f"third connection: expected 503 with Retry-After, got {st} {hd}")
+        conns[0].send_frame(OP_CLOSE, close_payload(1000))
+        conns[0].expect_close()
+        conns[0].drain_to_eof()
+        r = wait_until(lambda: _try_open(port), 5, "a slot after one connection closed", interval=0.1)
+        r.close()
+        return f"503 Retry-After {hd.get('retry-after')}"
+    finally:
+        for c in conns:
+            c.close()
+        Procs.stop(p)
+
+
+def _try_open(port):
+    r = RawWS(port, "/ws")
+    if r.read_head() == 101:
+        return r
+    r.close()
+    return None
+
+
+def ws_handshake_stall(t):
+    """Half a handshake, then nothing: dropped after the 10 s handshake timeout."""
+    r = RawWS(t.port, "/ws", raw="GET /ws?channel=stall HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+    t0 = time.monotonic()
+    try:
+        while not r.eof and time.monotonic() - t0 < 13:
+            r._recv(13 - (time.monotonic() - t0))
+        dt = time.monotonic() - t0
+        check(r.eof, "stalled handshake still open after 13 s")
+        check(8.5 <= dt <= 12.5, f"stalled handshake dropped after {dt:.1f}s (expected ~10 s)")
+        first = r.buf.split(b"\r\n")[0].decode("latin-1")
+        return f"dropped after {dt:.1f}s with {first!r}"
+    finally:
+        r.close()
+
+
+def ws_stats(t):
+    """GET /stats without an upgrade: the counters as text."""
+    for path in ("/stats", "/ws/stats"):
+        st, hd, body = _refusal(t.port, path, raw=f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(st == 200 and hd.get("content-type", "").startswith("text/plain"),
+              f"GET {path}: expected 200 text/plain, got {st} {hd} {short(body)}")
+        for k in ("connections_open", "connections_total", "published", "frames_sent", "last_id"):
+            check(any(line.split(" ")[0] == k and line.split(" ")[-1].lstrip("-").isdigit()
+                      for line in body.splitlines()), f"GET {path}: no {k} counter in {body!r}")
+    return body.replace("\n", "; ").strip()
+
+
+# ------------------------------------------------------------ vanishing clients
+def settle_fds(pid, secs=0.5, limit=6.0):
+    """Waits until the fd count has not changed for `secs`; returns it."""
+    end = time.monotonic() + limit
+    last, since = fd_count(pid), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        n = fd_count(pid)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= secs:
+            break
+    return last
+
+
+VANISH_SCRIPT = r"""
+import socket, sys, base64, os, time
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    socks.append(s)
+ok = 0
+for s in socks:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+    ok += buf.startswith(b"HTTP/1.1 101")
+print(ok, flush=True)
+time.sleep(60)
+"""
+
+
+def ws_vanish(t):
+    """200 connections opened, then their process killed: litepush-ws's fd
+    count drops back and it keeps serving."""
+    pid = ENV.ws.pid
+    base = settle_fds(pid)
+    ch = t.ch("vanish")
+    p = PROCS.start([sys.executable, "-c", VANISH_SCRIPT, str(t.port), f"{t.path}?channel={ch}", "200"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline().decode().strip()
+        check(line == "200", f"expected 200 upgrades, got {line!r} {p.stderr.read(500) if p.poll() is not None else ''}")
+        wait_until(lambda: fd_count(pid) >= base + 195, 5, f"200 connections at litepush-ws "
+                   f"(fds {base} -> {fd_count(pid)})")
+        peak = fd_count(pid)
+        rid = ENV.db.insert(ch, "to the doomed")    # queued on 200 connections, then they vanish
+    finally:
+        Procs.stop(p, signal.SIGKILL)
+    t0 = time.monotonic()
+    try:
+        wait_until(lambda: fd_count(pid) <= base + 2, 8, "fds to drop back")
+    except Fail:
+        raise Fail(f"litepush-ws fds: {base} before, {peak} with 200 clients, still {fd_count(pid)} "
+                   f"8 s after the clients were killed")
+    dt = time.monotonic() - t0
+    check(alive(pid), "litepush-ws died")
+    ws_alive(t)
+    return f"fds {base} -> {peak} -> {fd_count(pid)} in {dt:.1f}s (row {rid})"
+
+
+# name, function, timeout (s), scope
+WS_CASES = [
+    ("ws.rows", ws_rows, 20, "ws"),
+    ("ws.publish", ws_publish, 20, "ws"),
+    ("ws.publish_invalid", ws_publish_invalid, 20, "ws"),
+    ("ws.publish_disabled", ws_publish_disabled, 20, "ws"),
+    ("ws.publish_binary", ws_publish_binary, 20, "ws"),
+    ("ws.resume_race", ws_resume_race, 60, "ws"),
+    ("ws.reset_ahead", ws_reset_ahead, 20, "ws"),
+    ("ws.fragmented_publish", ws_fragmented_publish, 10, "ws"),
+    ("ws.ping", ws_ping, 20, "ws"),
+] + [(f"ws.close.{name}", _close_case(act, code), 20, "ws") for name, act, code in CLOSE_CASES] + [
+    ("ws.deflate_on", ws_deflate_on, 20, "ws"),
+    ("ws.deflate_off", ws_deflate_off, 20, "ws"),
+    ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
+    ("ws.no_deflate", ws_no_deflate, 20, "ws"),
+    ("ws.handshake_bad", ws_handshake_bad, 20, "wsdirect"),
+    ("ws.handshake_variants", ws_handshake_variants, 20, "wsdirect"),
+    ("ws.origin", ws_origin, 20, "wsdirect"),
+    ("ws.max_connections", ws_max_connections, 20, "wsdirect"),
+    ("ws.stats", ws_stats, 10, "wsdirect"),
+    ("ws.vanish", ws_vanish, 40, "ws"),
+    ("ws.handshake_stall", ws_handshake_stall, 20, "wsdirect"),
+]
