@@ -296,12 +296,12 @@ static const char *check_publish(sqlite3_stmt *f)
     if (!column_is(f, 0, "object"))
         return "a publish must be a JSON object";
     if (sqlite3_column_type(f, 1) != SQLITE_NULL && !column_is(f, 1, "text"))
-        return "\"channel\" must be a string";
+        return "channel must be a string";
     if (sqlite3_column_type(f, 3) != SQLITE_NULL && !column_is(f, 3, "text") &&
         !column_is(f, 3, "null"))
-        return "\"event\" must be a string or null";
+        return "event must be a string or null";
     if (!column_is(f, 5, "text"))
-        return "\"data\" must be a string";
+        return "data must be a string";
     if (column_is(f, 1, "text")) {
         enum query_err qerr = query_check_channel((const char *)sqlite3_column_text(f, 2),
                                                   (size_t)sqlite3_column_bytes(f, 2));

@@ -358,9 +358,14 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
 static void reply_error(struct ws_conn *c, const char *reason)
 {
     char body[256];
-    /* Our reasons are fixed English sentences without quotes or
-     * backslashes, so they need no JSON escaping. */
+    /* Our reasons are fixed English sentences; a quote or backslash in one
+     * would still not break the JSON, it becomes an apostrophe. */
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", reason);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = snprintf(body, sizeof body, "{\"error\":\"invalid message\"}");
+    for (int i = 10; i < n - 2; i++)
+        if (body[i] == '"' || body[i] == '\\' || (unsigned char)body[i] < 0x20)
+            body[i] = '\'';
     queue_frame_copy(c, WS_FRAME_OP_TEXT, body, (size_t)n);
 }
 

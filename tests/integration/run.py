@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """litepush integration tests: the SSE responder behind real Apache 2.4 and
-lighttpd 1.4 on loopback.
+lighttpd 1.4 on loopback, and the WebSocket helper directly and behind both
+(the ws.* cases, in ws_cases.py).
 
 The harness makes a temp dir, lets cgi-bin/litepush.fcgi create a fresh
 database there, starts the responder (--listen 127.0.0.1:PORT and a second
@@ -786,14 +787,19 @@ def main():
                 targets = [None]
             elif scope == "front":
                 targets = front
-            elif scope in ("ws", "wsdirect"):
+            elif scope.startswith("ws"):
                 if not ws_targets:
                     if not ws_missing_reported:
                         print(f"FAIL  setup: {WS_BIN} not built (run make)", flush=True)
                         failed += 1
                         ws_missing_reported = True
                     continue
-                targets = ws_targets if scope == "ws" else ws_targets[:1]
+                if scope == "ws":
+                    targets = ws_targets
+                elif scope == "wsdirect":
+                    targets = ws_targets[:1]
+                else:                      # "ws:name,name"
+                    targets = [x for x in ws_targets if x.name in scope[3:].split(",")]
             else:
                 targets = [t for t in ENV.targets if scope == "all" or t.full]
             for t in targets:

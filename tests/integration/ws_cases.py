@@ -162,17 +162,18 @@ def ws_rows(t):
             n.open()
         blob = b"\x00\x01\xfe\xff" + bytes(range(256))
         text = 'multi\nline "quoted" \\ tab\t \u00e9 \u2713 \U0001F600 </script>'
+        big = "".join(chr(0x20 + i % 90) for i in range(70000))      # a 64-bit length frame
         rows = [(b, "b1", None), (a, "a1", "upd"), (None, "d1", None), (a, text, None),
-                (b, blob, "bin"), (a, "", None)]
+                (b, blob, "bin"), (a, "", None), (a, big, None)]
         ids = ENV.db.insert_rows(rows)
         want_ab = [row(ids[0], b, "b1"), row(ids[1], a, "a1", "upd"), row(ids[3], a, text),
-                   blob_row(ids[4], b, blob, "bin"), row(ids[5], a, "")]
-        expect_rows(nab.wait_messages(5), want_ab, "?channel=a&channel=b")
-        expect_rows(na.wait_messages(3), [want_ab[1], want_ab[2], want_ab[4]], "?channel=a")
+                   blob_row(ids[4], b, blob, "bin"), row(ids[5], a, ""), row(ids[6], a, big)]
+        expect_rows(nab.wait_messages(6), want_ab, "?channel=a&channel=b")
+        expect_rows(na.wait_messages(4), [want_ab[1], want_ab[2], want_ab[4], want_ab[5]], "?channel=a")
         expect_rows(nd.wait_messages(1), [row(ids[2], "default", "d1")], "no channel (= default)")
         time.sleep(0.3)
-        check((len(na.messages()), len(nab.messages()), len(nd.messages())) == (3, 5, 1),
-              f"extra frames: a {na.datas()[3:]}, ab {nab.datas()[5:]}, default {nd.datas()[1:]}")
+        check((len(na.messages()), len(nab.messages()), len(nd.messages())) == (4, 6, 1),
+              f"extra frames: a {na.datas()[4:]}, ab {nab.datas()[6:]}, default {nd.datas()[1:]}")
         check(all(not m["binary"] for m in nab.messages()), "rows must be text frames")
     finally:
         for n in (na, nab, nd):
@@ -234,7 +235,9 @@ def ws_publish_invalid(t):
         for _, mk in INVALID_PUBLISHES:
             n.publish(mk(c))
         got = n.wait_messages(len(INVALID_PUBLISHES))
-        bad = [f"{why}: {short(g)}" for (why, _), g in zip(INVALID_PUBLISHES, got)
+        texts = [m["text"] for m in n.messages()]
+        bad = [f"{why}: got {short(txt)}" + ("" if g is not None else " (not JSON)")
+               for (why, _), g, txt in zip(INVALID_PUBLISHES, got, texts)
                if not (isinstance(g, dict) and list(g) == ["error"] and isinstance(g["error"], str)
                        and g["error"])]
         check(not bad, "expected {\"error\":\"<reason>\"} for each invalid publish; " + "; ".join(bad))
@@ -431,10 +434,58 @@ def ws_ping(t):
             r.close()
 
 
-# ------------------------------------------------------------ close codes
-def _hostile(t, act, want_code, channel_case="cc"):
-    c = t.ch(channel_case)
+def ws_pong_echo(t):
+    """Pongs carry the ping's payload: empty, binary, 125 bytes."""
+    r = t.raw(f"channel={t.ch('pong')}").open()
+    try:
+        for payload in (b"", bytes(range(7)) + b"\xff", b"P" * 125):
+            r.ping_pong(payload)
+    finally:
+        r.close()
+
+
+def ws_publish_at_limit(t):
+    """A publish of exactly --max-message bytes is accepted (in 2 fragments too)."""
+    c = t.ch("lim")
     r = t.raw(f"channel={c}").open()
+    try:
+        base = json.dumps({"channel": c, "data": ""}).encode()
+        msg = base[:-2] + b"y" * (WS_MAX_MESSAGE - len(base)) + base[-2:]
+        check(len(msg) == WS_MAX_MESSAGE, "message size")
+        r.send_frame(OP_TEXT, msg)
+        got = json.loads(r.recv_data())
+        check(got.get("data") == "y" * (WS_MAX_MESSAGE - len(base)), f"got {short(got)}")
+        r.send_frame(OP_TEXT, msg[:500], fin=False)
+        r.send_frame(OP_CONT, msg[500:])
+        got = json.loads(r.recv_data())
+        check(got.get("data") == "y" * (WS_MAX_MESSAGE - len(base)), f"fragmented: got {short(got)}")
+        check(len(ENV.db.ids(c)) == 2, f"rows {ENV.db.ids(c)}")
+    finally:
+        r.close()
+
+
+def ws_sigterm(t):
+    """SIGTERM: every open connection gets close 1001, then the process exits 0."""
+    p, port = _own_ws([])
+    rs = []
+    try:
+        rs = [RawWS(port, f"/ws?channel=term{i}").open() for i in range(3)]
+        p.send_signal(signal.SIGTERM)
+        for r in rs:
+            f, _ = r.expect_close(5)
+            check(f.close_code() == 1001, f"expected 1001 at SIGTERM, got {f}")
+        rc = p.wait(5)
+        check(rc == 0, f"exit status {rc} after SIGTERM")
+    finally:
+        for r in rs:
+            r.close()
+        Procs.stop(p)
+
+
+# ------------------------------------------------------------ close codes
+def _hostile(t, act, want_code, headers=None):
+    c = t.ch("cc")
+    r = t.raw(f"channel={c}", headers=headers).open()
     try:
         sent_close = act(r)
         f, before = r.expect_close(5.0)
@@ -461,11 +512,18 @@ def _split_utf8(r):
     r.send_frame(OP_CONT, b'\x41"}', fin=True)
 
 
+def _not_minimal(r):
+    """A 5-byte payload with its length in the 16-bit form."""
+    key = os.urandom(4)
+    r.send(bytes([0x81, 0x80 | 126, 0, 5]) + key + bytes(b ^ key[i & 3] for i, b in enumerate(b"hello")))
+
+
 def _client_close(r):
     r.send_frame(OP_CLOSE, close_payload(1000, b"bye"))
     return True
 
 
+PMD_OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate"}
 CLOSE_CASES = [
     ("client_close_1000", _client_close, 1000),
     ("unmasked", lambda r: r.send_frame(OP_TEXT, b'{"data":"x"}', mask=False), 1002),
@@ -485,17 +543,24 @@ CLOSE_CASES = [
     ("close_1_byte", lambda r: r.send_frame(OP_CLOSE, b"\x03"), 1002),
     ("close_code_999", lambda r: r.send_frame(OP_CLOSE, close_payload(999)), 1002),
     ("close_reason_not_utf8", lambda r: r.send_frame(OP_CLOSE, close_payload(1000, b"\xc3\x28")), 1007),
+    ("close_code_1005", lambda r: r.send_frame(OP_CLOSE, close_payload(1005)), 1002),
+    ("close_code_5000", lambda r: r.send_frame(OP_CLOSE, close_payload(5000)), 1002),
+    ("length_not_minimal", _not_minimal, 1002),
+    ("utf8_invalid_compressed", lambda r: r.send_frame(OP_TEXT, deflate_message(b'{"data":"\xed\xa0\x80"}'),
+                                                       rsv=0b100), 1007, PMD_OFFER),
 ]
 
 
-def _close_case(act, code):
-    return lambda t: _hostile(t, act, code)
+def _close_case(act, code, headers=None):
+    return lambda t: _hostile(t, act, code, headers)
 
 
 # ------------------------------------------------------------ permessage-deflate
 def _deflate_rows(t, deflate):
+    """Replayed and live rows, and a publish, with or without compression."""
     c = t.ch("pmd" if deflate else "nopmd")
-    n = NodeWS(t.url(f"channel={c}"), deflate=deflate, threshold=0)
+    old = ENV.db.insert_rows([(c, "before", None), (c, "replayed " * 200, "r")])
+    n = NodeWS(t.url(f"channel={c}&lastEventId={old[0]}"), deflate=deflate, threshold=0)
     try:
         opened = n.open()
         ext = opened.get("extensions") or ""
@@ -505,11 +570,12 @@ def _deflate_rows(t, deflate):
             check(ext == "", f"no extension offered, yet {ext!r}")
         big = ("compressible line \u00e9\n" * 400)
         blob = os.urandom(300)
+        expect_rows(n.wait_messages(1), [row(old[1], c, "replayed " * 200, "r")], "replay")
         ids = ENV.db.insert_rows([(c, "small", None), (c, big, "big"), (c, blob, None)])
         want = [row(ids[0], c, "small"), row(ids[1], c, big, "big"), blob_row(ids[2], c, blob)]
-        expect_rows(n.wait_messages(3), want, "rows")
+        expect_rows(n.wait_messages(4)[1:], want, "live rows")
         n.publish({"channel": c, "data": "published " + "z" * 300})
-        got = n.wait_messages(4)[3]
+        got = n.wait_messages(5)[4]
         pid = ENV.db.ids(c)[-1]
         expect_rows([got], [row(pid, c, "published " + "z" * 300)], "publish")
         return f"extensions {ext!r}"
@@ -545,6 +611,13 @@ def ws_deflate_raw(t):
         r.send_frame(OP_TEXT, deflate_message(body), rsv=0b100)   # no context: again the same bytes
         got = json.loads(r.recv_data())
         check(got.get("data") == "deflated " * 50, f"second compressed publish: {short(got)}")
+        z = deflate_message(body)                                 # RSV1 on the first fragment only
+        r.send_frame(OP_TEXT, z[:len(z) // 2], fin=False, rsv=0b100)
+        r.send_frame(OP_PING, b"between")
+        r.send_frame(OP_CONT, z[len(z) // 2:])
+        got = json.loads(r.recv_data())
+        check(got.get("data") == "deflated " * 50 and len(ENV.db.ids(c)) == 3,
+              f"fragmented compressed publish: {short(got)}, rows {ENV.db.ids(c)}")
     finally:
         r.close()
     return _bomb_case(t)
@@ -631,7 +704,34 @@ def ws_handshake_bad(t):
 
 
 def ws_handshake_variants(t):
-    """Accepted spellings: Upgrade: WebSocket, Connection: keep-alive, Upgrade."""
+    """Accepted spellings: Upgrade: WebSocket, Connection: keep-alive, Upgrade;
+    the subprotocol litepush.v1 is echoed; frames in the same packet as the
+    request head are read."""
+    r = RawWS(t.port, "/ws", headers={"Sec-WebSocket-Protocol": "chat, litepush.v1"})
+    try:
+        r.open()
+        check(r.headers.get("sec-websocket-protocol") == "litepush.v1",
+              f"offered litepush.v1, got {r.headers}")
+    finally:
+        r.close()
+    r = RawWS(t.port, "/ws", headers={"Sec-WebSocket-Protocol": "chat"})
+    try:
+        r.open()
+        check("sec-websocket-protocol" not in r.headers, f"offered chat only, got {r.headers}")
+    finally:
+        r.close()
+    key = base64.b64encode(os.urandom(16)).decode()
+    r = RawWS(t.port, "/ws", raw=(f"GET /ws?channel=pipelined HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                                  f"Sec-WebSocket-Version: 13\r\n\r\n").encode() + frame(OP_PING, b"same packet"))
+    try:
+        r.key = key
+        r.open()
+        f = r.recv_frame(3)
+        check(f is not None and f.opcode == OP_PONG and f.payload == b"same packet",
+              f"ping sent with the request head: expected its pong, got {f}")
+    finally:
+        r.close()
     for hdr in ({"Upgrade": "WebSocket"}, {"Connection": "keep-alive, Upgrade"},
                 {"Upgrade": "WEBSOCKET", "Connection": "upgrade"}):
         r = RawWS(t.port, f"/ws?channel={t.ch('var')}", headers=hdr)
@@ -687,6 +787,7 @@ def ws_max_connections(t):
         conns[0].send_frame(OP_CLOSE, close_payload(1000))
         conns[0].expect_close()
         conns[0].drain_to_eof()
+        conns[0].close()
         r = wait_until(lambda: _try_open(port), 5, "a slot after one connection closed", interval=0.1)
         r.close()
         return f"503 Retry-After {hd.get('retry-after')}"
@@ -722,7 +823,7 @@ def ws_handshake_stall(t):
 
 def ws_stats(t):
     """GET /stats without an upgrade: the counters as text."""
-    for path in ("/stats", "/ws/stats"):
+    for path in ("/stats", "/ws/stats") if t.name == "ws-direct" else ("/ws/stats",):
         st, hd, body = _refusal(t.port, path, raw=f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
         check(st == 200 and hd.get("content-type", "").startswith("text/plain"),
               f"GET {path}: expected 200 text/plain, got {st} {hd} {short(body)}")
@@ -811,7 +912,9 @@ WS_CASES = [
     ("ws.reset_ahead", ws_reset_ahead, 20, "ws"),
     ("ws.fragmented_publish", ws_fragmented_publish, 10, "ws"),
     ("ws.ping", ws_ping, 20, "ws"),
-] + [(f"ws.close.{name}", _close_case(act, code), 20, "ws") for name, act, code in CLOSE_CASES] + [
+    ("ws.pong_echo", ws_pong_echo, 10, "ws"),
+    ("ws.publish_at_limit", ws_publish_at_limit, 10, "ws"),
+] + [(f"ws.close.{c[0]}", _close_case(*c[1:]), 20, "ws") for c in CLOSE_CASES] + [
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
@@ -820,7 +923,8 @@ WS_CASES = [
     ("ws.handshake_variants", ws_handshake_variants, 20, "wsdirect"),
     ("ws.origin", ws_origin, 20, "wsdirect"),
     ("ws.max_connections", ws_max_connections, 20, "wsdirect"),
-    ("ws.stats", ws_stats, 10, "wsdirect"),
+    ("ws.stats", ws_stats, 10, "ws:ws-direct,ws-lighttpd"),   # Apache: ws:// is upgrade-only
     ("ws.vanish", ws_vanish, 40, "ws"),
+    ("ws.sigterm_1001", ws_sigterm, 20, "wsdirect"),
     ("ws.handshake_stall", ws_handshake_stall, 20, "wsdirect"),
 ]

@@ -81,6 +81,7 @@ class RawWS:
         self.headers = {}
         self.body = b""
         self.pings = []
+        self.pongs = []
         self.key = base64.b64encode(os.urandom(16)).decode()
         if raw is None:
             h = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
@@ -198,8 +199,12 @@ class RawWS:
 
     def recv_data(self, timeout=5.0):
         """The next data frame's payload (inflated when RSV1 is set); a close
-        frame or the end of stream is a failure."""
+        frame or the end of stream is a failure; pongs are kept in self.pongs."""
+        end = time.monotonic() + timeout
         f = self.recv_frame(timeout)
+        while f is not None and f.opcode == OP_PONG:
+            self.pongs.append(f.payload)
+            f = self.recv_frame(max(0.0, end - time.monotonic()))
         check(f is not None, "connection ended while waiting for a data frame")
         check(f.opcode in (OP_TEXT, OP_BIN), f"expected a data frame, got {f}")
         check(not f.masked, f"server frames must not be masked: {f}")
