@@ -160,6 +160,20 @@ def fd_count(pid):
         return -1
 
 
+def settle_fds(pid, secs=1.0, limit=8.0):
+    """Waits until the fd count has not changed for `secs`; returns it."""
+    end = time.monotonic() + limit
+    last, since = fd_count(pid), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        n = fd_count(pid)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= secs:
+            break
+    return last
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -33,7 +33,7 @@ import traceback
 
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, PROCS, Procs,
-                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count,
+                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
                      free_port, http_once, short, tcp_listening, wait_until)
 
 VERBOSE = False
@@ -537,20 +537,6 @@ def ws_proxy(t):
               f"expected a frame with {want}, got {short(node.lines, 600)}")
     finally:
         node.kill()
-
-
-def settle_fds(pid, secs=1.0, limit=8.0):
-    """Waits until the fd count has not changed for `secs`; returns it."""
-    end = time.monotonic() + limit
-    last, since = fd_count(pid), time.monotonic()
-    while time.monotonic() < end:
-        time.sleep(0.1)
-        n = fd_count(pid)
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since >= secs:
-            break
-    return last
 
 
 def disconnect_cleanup(t):

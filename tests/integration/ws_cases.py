@@ -20,7 +20,7 @@ import threading
 import time
 
 from harness import (DB, HERE, PROCS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
-                     fd_count, free_port, short, tcp_listening, wait_until)
+                     fd_count, free_port, settle_fds, short, tcp_listening, wait_until)
 from ws_raw import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, close_payload,
                     deflate_message, frame)
 
@@ -834,18 +834,6 @@ def ws_stats(t):
 
 
 # ------------------------------------------------------------ vanishing clients
-def settle_fds(pid, secs=0.5, limit=6.0):
-    """Waits until the fd count has not changed for `secs`; returns it."""
-    end = time.monotonic() + limit
-    last, since = fd_count(pid), time.monotonic()
-    while time.monotonic() < end:
-        time.sleep(0.1)
-        n = fd_count(pid)
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since >= secs:
-            break
-    return last
 
 
 VANISH_SCRIPT = r"""
