@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +30,10 @@
  * visible (the wal-index update) by the writer's fsync, typically 0.1-2 ms,
  * so the checks are dense at first; a check is one PRAGMA (about 1 µs).
  * A timerfd gives the sub-millisecond precision the loop's timers lack. */
-static const long RETRY_DELAYS_US[] = {100,  100,  100,  100,  100,  100,   100,  100,
-                                       200,  200,  200,  200,  200,  500,   500,  500,
-                                       1000, 1000, 2000, 2000, 5000, 10000, 20000};
+static const long RETRY_DELAYS_US[] = {25,   50,   50,   100,  100,  100,  100,   100,
+                                       100,  100,  100,  200,  200,  200,  200,   200,
+                                       500,  500,  500,  1000, 1000, 2000, 2000,  5000,
+                                       10000, 20000};
 #define RETRY_COUNT (sizeof RETRY_DELAYS_US / sizeof RETRY_DELAYS_US[0])
 
 struct watcher {
@@ -185,6 +187,10 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
     const char *dir = path_copy ? dirname(path_copy) : ".";
     w->inotify_io.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->retry_io.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    /* The kernel may defer a timer by the thread's slack (50 µs by
+     * default), as long as the first retries: ask for 1 µs on this, the
+     * loop thread. */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     if (w->inotify_io.fd < 0 || w->retry_io.fd < 0 ||
         loop_io_add(loop, &w->retry_io, EPOLLIN) != 0 ||
         inotify_add_watch(w->inotify_io.fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0 ||

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,10 @@ static void on_accept(struct loop_io *io, uint32_t events)
             refuse_full(fd);
             continue;
         }
+        /* Rows are small and must go out at once: no Nagle delay. */
+        int one = 1;
+        if (ss.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ws_conn_start(&srv->shared, fd, is_loopback(&ss));
     }
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# make bench: litepush against nginx + nchan on loopback, same scenarios,
+# alternating, several rounds; prints medians and litepush/nchan ratios.
+#
+#   BENCH_ROUNDS=N   rounds (default 3; 1 with BENCH_QUICK=1)
+#   BENCH_QUICK=1    every subscriber count / 10, shorter phases (~2 min)
+#   BENCH_ONLY="lp-ws-direct nchan-ws"   run only these variants
+#   BENCH_KEEP=1     keep the temp dir (configs, logs, raw lpbench output)
+#
+# Every server binds 127.0.0.1 on a free port above 20000 and is started
+# from a config generated into a temp dir; everything started here is
+# stopped on exit. See bench/README.md for how to read the table.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/bench"
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then ROUNDS=${BENCH_ROUNDS:-1}; S=10; else ROUNDS=${BENCH_ROUNDS:-3}; S=1; fi
+case "$ROUNDS" in '' | *[!0-9]*) echo "BENCH_ROUNDS wants a number" >&2; exit 2 ;; esac
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 20 ]; then echo "BENCH_ROUNDS: 1..20" >&2; exit 2; fi
+VARIANTS=${BENCH_ONLY:-"lp-sse-lighttpd lp-sse-apache nchan-sse lp-ws-direct lp-ws-lighttpd nchan-ws"}
+
+# ---- scenario sizes (divided by S in quick mode) ----
+N_HOLD=$((10000 / S))   # idle hold + one message to N_HOLD
+N_FAN=$((1000 / S))     # one message to N_FAN, then flood
+N_SLOW=100              # p50 at 10 msg/s (cheap: never scaled down)
+N_MANY=$((10000 / S)); C_MANY=$((1000 / S)); R_MANY=1000
+if [ "$QUICK" = 1 ]; then
+    LAT_MSGS=10; FLOOD_MS=2000; SLOW_MSGS=20; MANY_MS=2000; IDLE_MS=1000
+else
+    LAT_MSGS=20; FLOOD_MS=5000; SLOW_MSGS=30; MANY_MS=5000; IDLE_MS=2000
+fi
+FLOOD_WINDOW=32         # messages not yet at every subscriber, during a flood
+
+# Apache's event MPM holds one worker thread per SSE stream: size it for
+# N_HOLD streams (ThreadsPerChild x children), with headroom.
+A_TPC=250
+A_MAXW=$(( (N_HOLD + 500 + A_TPC - 1) / A_TPC * A_TPC ))
+A_SLIMIT=$(( A_MAXW / A_TPC + 2 ))
+
+"$ROOT/tests/deps.sh" bench
+make -s -C "$ROOT" all
+make -s -C "$BENCH" lpbench
+# shellcheck source=servers.sh
+. "$BENCH/servers.sh"
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+TMP=$(mktemp -d /tmp/litepush-bench.XXXXXX)
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+cleanup() {
+    stop_all
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# record ROUND VARIANT SCENARIO FILE: lpbench key=value lines -> results.tsv
+record() {
+    awk -v r="$1" -v v="$2" -v s="$3" '
+        { step = ""; delete kv
+          for (i = 1; i <= NF; i++) { k = $i; sub(/=.*/, "", k); val = $i; sub(/^[^=]*=/, "", val)
+                                      if (k == "step") step = val; else kv[k] = val }
+          if (step == "") next
+          for (k in kv) printf "%s\t%s\t%s.%s.%s\t%s\n", r, v, s, step, k, kv[k] }' "$4" >>"$RESULTS"
+}
+
+run_scenario() { # ROUND VARIANT SCENARIO lpbench-args...
+    local r=$1 v=$2 s=$3 out
+    shift 3
+    out="$TMP/raw/r$r-$v-$s.txt"
+    mkdir -p "$TMP/raw"
+    if ! timeout 300 "$BENCH/lpbench" --proto "$PROTO" --target "$TARGET" --path "$PATHQ" \
+        --chan-prefix "b$r$s" "${PUB[@]}" "${GROUPS_ARGS[@]}" "$@" >"$out" 2>"$out.err"; then
+        echo "  $s: lpbench reported a problem: $(tail -n 2 "$out.err" | tr '\n' ' ')" >&2
+    fi
+    record "$r" "$v" "$s" "$out"
+    awk '/^step=(idle|lat|flood|rate)/ { for (i = 1; i <= NF; i++) if ($i ~ /^(step|subs|open|channels|msgs|lost|dup|closed|dps|p50_ms|p99_ms|mem_lp_per_sub_b|mem_web_per_sub_b)=/) printf "%s ", $i; print "" }' \
+        "$out" | sed "s/^/  $s: /"
+}
+
+T0=$(date +%s)
+echo "litepush bench: rounds=$ROUNDS quick=$QUICK variants: $VARIANTS"
+echo "sizes: hold $N_HOLD, fan-out $N_FAN, slow $N_SLOW, many $N_MANY subs over $C_MANY channels"
+for r in $(seq 1 "$ROUNDS"); do
+    for v in $VARIANTS; do
+        d="$TMP/r$r-$v"
+        mkdir -p "$d"
+        echo "== round $r/$ROUNDS: $v ($(( $(date +%s) - T0 )) s)"
+        start_variant "$v" "$d"
+        run_scenario "$r" "$v" hold --subs "$N_HOLD" --phase "idle:$IDLE_MS" --phase "lat:$LAT_MSGS:50"
+        run_scenario "$r" "$v" fan --subs "$N_FAN" --phase "lat:$((LAT_MSGS * 2)):20" \
+            --phase "flood:$FLOOD_MS:$FLOOD_WINDOW"
+        run_scenario "$r" "$v" slow --subs "$N_SLOW" --phase "rate:$SLOW_MSGS:10"
+        run_scenario "$r" "$v" many --subs "$N_MANY" --channels "$C_MANY" \
+            --phase "rate:$((R_MANY * MANY_MS / 1000)):$R_MANY"
+        stop_all
+    done
+done
+ELAPSED=$(( $(date +%s) - T0 ))
+cp "$RESULTS" "$BENCH/last-results.tsv"
+"$BENCH/report.sh" "$RESULTS" "$ROUNDS" "$QUICK" "$ELAPSED" | tee "$BENCH/last-report.txt"
