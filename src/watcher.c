@@ -30,10 +30,9 @@
  * visible (the wal-index update) by the writer's fsync, typically 0.1-2 ms,
  * so the checks are dense at first; a check is one PRAGMA (about 1 µs).
  * A timerfd gives the sub-millisecond precision the loop's timers lack. */
-static const long RETRY_DELAYS_US[] = {25,   50,   50,   100,  100,  100,  100,   100,
-                                       100,  100,  100,  200,  200,  200,  200,   200,
-                                       500,  500,  500,  1000, 1000, 2000, 2000,  5000,
-                                       10000, 20000};
+static const long RETRY_DELAYS_US[] = {25,  50,   50,   100,  100,  100,  100,   100,  100,
+                                       100, 100,  200,  200,  200,  200,  200,   500,  500,
+                                       500, 1000, 1000, 2000, 2000, 5000, 10000, 20000};
 #define RETRY_COUNT (sizeof RETRY_DELAYS_US / sizeof RETRY_DELAYS_US[0])
 
 struct watcher {

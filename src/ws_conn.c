@@ -299,17 +299,16 @@ static bool is_stats_request(const char *head, size_t len)
 
 static void reply_stats(struct ws_conn *c)
 {
-    const struct ws_server_stats *st = c->sh->stats;
+    struct ws_server_stats *st = c->sh->stats;
     char body[512], resp[768];
-    int n =
-        snprintf(body, sizeof body,
-                 "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
-                 "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
-                 "frames_sent %llu\npublished %llu\nlast_id %lld\n",
-                 st->connections_open, (unsigned long long)st->connections_total,
-                 (unsigned long long)st->dropped_slow, (unsigned long long)st->dropped_unresponsive,
-                 (unsigned long long)st->refused_full, (unsigned long long)st->frames_sent,
-                 (unsigned long long)st->published, (long long)watcher_last_id(c->sh->watcher));
+    int n = snprintf(body, sizeof body,
+                     "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
+                     "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
+                     "frames_sent %llu\npublished %llu\nlast_id %lld\n",
+                     atomic_load(&st->connections_open), atomic_load(&st->connections_total),
+                     atomic_load(&st->dropped_slow), atomic_load(&st->dropped_unresponsive),
+                     atomic_load(&st->refused_full), atomic_load(&st->frames_sent),
+                     atomic_load(&st->published), (long long)watcher_last_id(c->sh->watcher));
     int m = snprintf(resp, sizeof resp,
                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Cache-Control: no-cache\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -566,6 +565,7 @@ bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
     struct ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         close(fd);
+        sh->stats->connections_open--;
         return false;
     }
     c->sh = sh;
@@ -576,13 +576,13 @@ bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
     if (loop_io_add(sh->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
         close(fd);
         free(c);
+        sh->stats->connections_open--;
         return false;
     }
     c->next = sh->all;
     if (sh->all)
         sh->all->prev = c;
     sh->all = c;
-    sh->stats->connections_open++;
     sh->stats->connections_total++;
     return true;
 }

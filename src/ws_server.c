@@ -1,20 +1,12 @@
 /* ws_server: see ws_server.h.
  *
- * Accepting is bounded per wake-up like reading, so a connection storm
- * cannot starve the connections already open. The two hub formats are
- * encoded only when some subscriber wants them: a row nobody compresses
- * for is never compressed. */
+ * The two hub formats are encoded only when some subscriber wants them: a
+ * row nobody compresses for is never compressed. */
 #include "ws_server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -29,7 +21,6 @@
 #include "ws_handshake.h"
 
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#define ACCEPTS_PER_WAKE 64
 #define READ_BUF_BYTES (64 * 1024)
 #define TICK_MS 1000
 
@@ -39,10 +30,9 @@ struct ws_server {
     struct hub *hub;
     struct watcher *watcher;
     struct deflate_compressor *compressor;
-    struct ws_config cfg;
-    struct ws_server_stats stats;
+    const struct ws_config *cfg;
+    struct ws_server_stats *stats;
     struct ws_shared shared;
-    struct loop_io listen_io;
     struct loop_timer tick;
     uint8_t read_buf[READ_BUF_BYTES];
 };
@@ -88,51 +78,6 @@ static hub_encode_fn *const ENCODERS[] = {
 
 /* ---- loop hooks ------------------------------------------------------------ */
 
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return ss->ss_family == AF_UNIX;
-}
-
-static void refuse_full(int fd)
-{
-    char resp[256];
-    long n = ws_handshake_write_error(resp, sizeof resp, 503, "too many connections", 5);
-    if (n > 0 && write(fd, resp, (size_t)n) < 0) {
-        /* the client left already */
-    }
-    close(fd);
-}
-
-static void on_accept(struct loop_io *io, uint32_t events)
-{
-    (void)events;
-    struct ws_server *srv = CONTAINER(io, struct ws_server, listen_io);
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
-            return;
-        }
-        if (srv->stats.connections_open >= srv->cfg.max_connections) {
-            srv->stats.refused_full++;
-            refuse_full(fd);
-            continue;
-        }
-        /* Rows are small and must go out at once: no Nagle delay. */
-        int one = 1;
-        if (ss.ss_family != AF_UNIX)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        ws_conn_start(&srv->shared, fd, is_loopback(&ss));
-    }
-}
-
 static void after_batch(void *ctx)
 {
     struct ws_server *srv = ctx;
@@ -160,24 +105,28 @@ static void on_tick(struct loop_timer *t)
     uint64_t now = loop_now_ms(srv->loop);
     for (struct ws_conn *c = srv->shared.all; c != NULL; c = ws_conn_next(c))
         ws_conn_tick(c, now);
+    /* The process-wide last id is the highest any worker has seen. */
+    long long seen = watcher_last_id(srv->watcher);
+    long long prev = atomic_load(&srv->stats->last_id);
+    while (seen > prev && !atomic_compare_exchange_weak(&srv->stats->last_id, &prev, seen))
+        ;
     loop_timer_arm(srv->loop, &srv->tick, TICK_MS);
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
-struct ws_server *ws_server_new(struct loop *loop, struct store *store, int listen_fd,
-                                const struct ws_config *cfg, char *err, size_t err_cap)
+struct ws_server *ws_server_new(struct loop *loop, struct store *store, const struct ws_config *cfg,
+                                struct ws_server_stats *stats, char *err, size_t err_cap)
 {
     struct ws_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL) {
-        close(listen_fd);
         snprintf(err, err_cap, "out of memory");
         return NULL;
     }
     srv->loop = loop;
     srv->store = store;
-    srv->cfg = *cfg;
-    srv->listen_io = (struct loop_io){.fd = listen_fd, .on_ready = on_accept};
+    srv->cfg = cfg;
+    srv->stats = stats;
     srv->tick.on_due = on_tick;
     srv->hub = hub_new(ENCODERS, 2, srv);
     srv->compressor = deflate_compressor_new(15, -1);
@@ -188,19 +137,13 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, int list
     srv->watcher = watcher_new(loop, store, srv->hub, err, err_cap);
     if (srv->watcher == NULL)
         goto fail;
-    int flags = fcntl(listen_fd, F_GETFL);
-    if (fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        loop_io_add(loop, &srv->listen_io, EPOLLIN) != 0) {
-        snprintf(err, err_cap, "cannot watch the listening socket: %s", strerror(errno));
-        goto fail;
-    }
     srv->shared = (struct ws_shared){
         .loop = loop,
         .store = store,
         .watcher = srv->watcher,
         .source = {.hub = srv->hub, .store = store, .watcher = srv->watcher},
-        .cfg = &srv->cfg,
-        .stats = &srv->stats,
+        .cfg = cfg,
+        .stats = stats,
         .read_buf = srv->read_buf,
         .read_cap = sizeof srv->read_buf,
     };
@@ -210,6 +153,11 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, int list
 fail:
     ws_server_free(srv);
     return NULL;
+}
+
+bool ws_server_adopt(struct ws_server *srv, int fd, bool is_peer_loopback)
+{
+    return ws_conn_start(&srv->shared, fd, is_peer_loopback);
 }
 
 void ws_server_free(struct ws_server *srv)
@@ -226,19 +174,9 @@ void ws_server_free(struct ws_server *srv)
         ws_conn_free(c);
         c = next;
     }
-    if (srv->listen_io.events)
-        loop_io_remove(srv->loop, &srv->listen_io);
-    if (srv->listen_io.fd >= 0)
-        close(srv->listen_io.fd);
     loop_timer_cancel(srv->loop, &srv->tick);
     watcher_free(srv->watcher);
     hub_free(srv->hub);
     deflate_compressor_free(srv->compressor);
     free(srv);
-}
-
-void ws_server_get_stats(const struct ws_server *srv, struct ws_server_stats *out)
-{
-    *out = srv->stats;
-    out->last_id = srv->watcher ? watcher_last_id(srv->watcher) : 0;
 }

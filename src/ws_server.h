@@ -1,11 +1,14 @@
-/* ws_server: litepush-ws's process-wide state on the event loop: the
- * listening socket, every connection, the hub with its two wire formats
- * (JSON text, and the same compressed for permessage-deflate), the log
- * watcher, and the one-second tick for pings and timeouts.
- * One per process; loop thread only. */
+/* ws_server: one event loop's share of litepush-ws: its connections, its
+ * hub with the two wire formats (JSON text, and the same compressed for
+ * permessage-deflate), its log watcher and store connection, and the
+ * one-second tick for pings and timeouts. litepush-ws runs one per worker
+ * thread; the listener hands each accepted socket to one of them.
+ * A ws_server belongs to its loop's thread; only the counters in
+ * struct ws_server_stats are shared, and they are atomic. */
 #ifndef LITEPUSH_WS_SERVER_H
 #define LITEPUSH_WS_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,23 +30,27 @@ struct ws_config {
     size_t origin_count;
 };
 
+/* Counters shared by every worker of the process (relaxed atomics). */
 struct ws_server_stats {
-    size_t connections_open;
-    uint64_t connections_total;
-    uint64_t dropped_slow;
-    uint64_t dropped_unresponsive;
-    uint64_t refused_full;
-    uint64_t frames_sent; /* rows queued to clients */
-    uint64_t published;   /* rows inserted by clients */
-    int64_t last_id;
+    atomic_size_t connections_open; /* counted up by the listener, down by workers */
+    atomic_ullong connections_total;
+    atomic_ullong dropped_slow;
+    atomic_ullong dropped_unresponsive;
+    atomic_ullong refused_full;
+    atomic_ullong frames_sent; /* rows queued to clients */
+    atomic_ullong published;   /* rows inserted by clients */
+    atomic_llong last_id;      /* highest id a watcher has seen */
 };
 
-/* Takes ownership of listen_fd; borrows loop and store. NULL with a reason
- * in err on failure. */
-struct ws_server *ws_server_new(struct loop *loop, struct store *store, int listen_fd,
-                                const struct ws_config *cfg, char *err, size_t err_cap);
+/* Borrows loop, store, cfg and stats (they outlive the server). NULL with a
+ * reason in err on failure. */
+struct ws_server *ws_server_new(struct loop *loop, struct store *store, const struct ws_config *cfg,
+                                struct ws_server_stats *stats, char *err, size_t err_cap);
+/* Takes over an accepted non-blocking socket, already counted in
+ * stats->connections_open. Returns false (fd closed, count taken back)
+ * when it cannot. */
+bool ws_server_adopt(struct ws_server *srv, int fd, bool is_peer_loopback);
 /* Closes every connection (close 1001, going away) and frees everything. */
 void ws_server_free(struct ws_server *srv);
-void ws_server_get_stats(const struct ws_server *srv, struct ws_server_stats *out);
 
 #endif
