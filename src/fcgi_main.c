@@ -2,9 +2,12 @@
  *
  * Threads: a few accept threads run FCGX_Accept_r (safe from many threads
  * on one listener), read each request's parameters, answer bad requests
- * themselves, and hand good ones over to the main thread through a locked
- * list and an eventfd. The main thread runs the event loop that owns every
- * stream, the log watcher and the hub. Lock order: only handoff.lock exists.
+ * themselves, and hand good ones to the event-loop workers in turn, through
+ * a locked list and an eventfd per worker. Each worker (one per CPU,
+ * --threads) runs an event loop that owns its streams, with its own store
+ * connection, log watcher and hub, so a row is fanned out by every core at
+ * once. The main thread only waits for signals. Locks: one per worker,
+ * never two held at once.
  *
  * NOTES: libfcgi is told to forget a request after its parameters are read
  * (FCGX_Free without close, ipcFd reset), so the socket then belongs to the
@@ -22,6 +25,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -33,11 +37,12 @@
 
 #define ACCEPT_THREADS 4
 #define LISTEN_BACKLOG 4096
+#define MAX_WORKERS 64
 
 static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
-    "                     [--max-streams N]\n"
+    "                     [--max-streams N] [--threads N]\n"
     "\n"
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
@@ -52,6 +57,8 @@ static const char USAGE[] =
     "                     and left to resume from the log (default 1048576)\n"
     "  --max-streams N    open streams before new ones get 503 with Retry-After\n"
     "                     (default 18000; each stream is one open file)\n"
+    "  --threads N        event loops sharing the streams (default: the number\n"
+    "                     of CPUs, at most 64)\n"
     "  --help             this text\n"
     "\n"
     "GET <any path ending in>/stats answers counters as text (e.g. /events/stats).\n"
@@ -63,30 +70,31 @@ struct handoff_item {
     char scratch[]; /* decoded query; req.query points into it */
 };
 
-/* What the accept threads share with the loop, all under `lock`: the
- * requests handed over, and a copy of the counters for GET .../stats. */
-struct handoff {
+/* One event loop and the streams it owns. The accept threads and the main
+ * thread touch only what `lock` guards and wake_io.fd; the rest is the
+ * worker thread's. */
+struct worker {
+    pthread_t thread;
+    struct loop *loop;
+    struct store *store;
+    struct responder *responder;
+    struct loop_io wake_io; /* eventfd */
+    struct loop_timer stats_timer;
     pthread_mutex_t lock;
-    struct handoff_item *head, *tail;
-    int event_fd;
-    struct responder_stats stats;
+    struct handoff_item *head, *tail; /* requests handed over */
+    struct responder_stats stats;     /* a copy, refreshed every second */
+    bool is_stopping;
+};
+
+/* What the accept threads and the main thread share. */
+struct shared {
+    struct worker *workers;
+    size_t worker_count;
+    atomic_size_t next_worker;
     atomic_size_t admitted; /* streams handed over and not yet freed */
     size_t max_streams;
     atomic_ullong refused_full;
-};
-
-struct accept_ctx {
     int listen_fd;
-    struct handoff *handoff;
-};
-
-struct main_ctx {
-    struct loop *loop;
-    struct responder *responder;
-    struct handoff *handoff;
-    struct loop_io handoff_io;
-    struct loop_io signal_io;
-    struct loop_timer stats_timer;
 };
 
 static void reply_error(FCGX_Request *req, const char *status, const char *extra,
@@ -111,11 +119,31 @@ static bool is_stats_request(FCGX_Request *req)
     return len >= 6 && memcmp(uri + len - 6, "/stats", 6) == 0;
 }
 
-static void reply_stats(FCGX_Request *req, struct handoff *h)
+/* The counters of every worker added up (last_id: the highest). */
+static void sum_stats(struct shared *sh, struct responder_stats *sum)
 {
-    pthread_mutex_lock(&h->lock);
-    struct responder_stats st = h->stats;
-    pthread_mutex_unlock(&h->lock);
+    *sum = (struct responder_stats){0};
+    for (size_t i = 0; i < sh->worker_count; i++) {
+        struct worker *w = &sh->workers[i];
+        pthread_mutex_lock(&w->lock);
+        struct responder_stats st = w->stats;
+        pthread_mutex_unlock(&w->lock);
+        sum->streams_open += st.streams_open;
+        sum->streams_total += st.streams_total;
+        sum->streams_dropped_slow += st.streams_dropped_slow;
+        sum->events_sent += st.events_sent;
+        sum->rows_seen += st.rows_seen;
+        if (st.last_id > sum->last_id)
+            sum->last_id = st.last_id;
+        if (st.watcher_lag_ms > sum->watcher_lag_ms)
+            sum->watcher_lag_ms = st.watcher_lag_ms;
+    }
+}
+
+static void reply_stats(FCGX_Request *req, struct shared *h)
+{
+    struct responder_stats st;
+    sum_stats(h, &st);
     /* libfcgi's own printf knows no %zu or %ll: format here. */
     char text[1024];
     int n = snprintf(text, sizeof text,
@@ -134,7 +162,7 @@ static void reply_stats(FCGX_Request *req, struct handoff *h)
 }
 
 /* Reads one request; returns a handoff item, or NULL after answering it. */
-static struct handoff_item *take_request(FCGX_Request *req, struct handoff *h)
+static struct handoff_item *take_request(FCGX_Request *req, struct shared *h)
 {
     const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     if (method == NULL || strcmp(method, "GET") != 0) {
@@ -183,76 +211,129 @@ static struct handoff_item *take_request(FCGX_Request *req, struct handoff *h)
     return item;
 }
 
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void wake(struct worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->wake_io.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        fprintf(stderr, "litepush: %s: eventfd: %s\n", __func__, strerror(errno));
+}
+
 static void *accept_thread(void *arg)
 {
-    struct accept_ctx *ctx = arg;
+    struct shared *sh = arg;
     FCGX_Request req;
-    FCGX_InitRequest(&req, ctx->listen_fd, 0);
+    FCGX_InitRequest(&req, sh->listen_fd, 0);
     for (;;) {
         if (FCGX_Accept_r(&req) < 0) {
             if (errno != EINTR)
                 usleep(10000); /* EMFILE and friends: do not spin */
             continue;
         }
-        struct handoff_item *item = take_request(&req, ctx->handoff);
+        struct handoff_item *item = take_request(&req, sh);
         if (item == NULL)
             continue;
-        struct handoff *h = ctx->handoff;
-        pthread_mutex_lock(&h->lock);
-        if (h->tail)
-            h->tail->next = item;
+        struct worker *w = &sh->workers[atomic_fetch_add(&sh->next_worker, 1) % sh->worker_count];
+        pthread_mutex_lock(&w->lock);
+        if (w->tail)
+            w->tail->next = item;
         else
-            h->head = item;
-        h->tail = item;
-        pthread_mutex_unlock(&h->lock);
-        uint64_t one = 1;
-        if (write(h->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-            fprintf(stderr, "litepush: %s: eventfd: %s\n", __func__, strerror(errno));
+            w->head = item;
+        w->tail = item;
+        pthread_mutex_unlock(&w->lock);
+        wake(w);
     }
     return NULL;
 }
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+/* ---- workers ------------------------------------------------------------- */
 
-static void on_handoff(struct loop_io *io, uint32_t events)
+static void on_wake(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct main_ctx *m = CONTAINER(io, struct main_ctx, handoff_io);
+    struct worker *w = CONTAINER(io, struct worker, wake_io);
     uint64_t count;
     if (read(io->fd, &count, sizeof count) < 0 && errno != EAGAIN)
         return;
-    pthread_mutex_lock(&m->handoff->lock);
-    struct handoff_item *list = m->handoff->head;
-    m->handoff->head = m->handoff->tail = NULL;
-    pthread_mutex_unlock(&m->handoff->lock);
+    pthread_mutex_lock(&w->lock);
+    struct handoff_item *list = w->head;
+    w->head = w->tail = NULL;
+    bool is_stopping = w->is_stopping;
+    pthread_mutex_unlock(&w->lock);
     while (list != NULL) {
         struct handoff_item *item = list;
         list = item->next;
-        responder_adopt(m->responder, &item->req);
+        responder_adopt(w->responder, &item->req);
         free(item);
     }
+    if (is_stopping)
+        loop_stop(w->loop);
 }
 
 static void on_stats_timer(struct loop_timer *t)
 {
-    struct main_ctx *m = CONTAINER(t, struct main_ctx, stats_timer);
+    struct worker *w = CONTAINER(t, struct worker, stats_timer);
     struct responder_stats st;
-    responder_get_stats(m->responder, &st);
-    pthread_mutex_lock(&m->handoff->lock);
-    m->handoff->stats = st;
-    pthread_mutex_unlock(&m->handoff->lock);
-    loop_timer_arm(m->loop, &m->stats_timer, 1000);
+    responder_get_stats(w->responder, &st);
+    pthread_mutex_lock(&w->lock);
+    w->stats = st;
+    pthread_mutex_unlock(&w->lock);
+    loop_timer_arm(w->loop, &w->stats_timer, 1000);
 }
 
-static void log_stats(struct responder *r)
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    loop_run(w->loop);
+    on_stats_timer(&w->stats_timer); /* the last figures, for the exit log */
+    responder_free(w->responder);    /* ends every stream cleanly */
+    w->responder = NULL;
+    return NULL;
+}
+
+/* Creates a worker's loop, store and responder on this thread; the worker
+ * thread owns them from pthread_create on. */
+static int worker_init(struct worker *w, const char *db, const struct responder_config *cfg,
+                       char *err, size_t err_cap)
+{
+    pthread_mutex_init(&w->lock, NULL);
+    w->loop = loop_new();
+    w->wake_io =
+        (struct loop_io){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_ready = on_wake};
+    w->stats_timer.on_due = on_stats_timer;
+    if (w->loop == NULL || w->wake_io.fd < 0 || loop_io_add(w->loop, &w->wake_io, EPOLLIN) != 0) {
+        snprintf(err, err_cap, "cannot set up an event loop: %s", strerror(errno));
+        return -1;
+    }
+    w->store = store_open(db, err, err_cap);
+    if (w->store == NULL)
+        return -1;
+    w->responder = responder_new(w->loop, w->store, cfg, err, err_cap);
+    if (w->responder == NULL)
+        return -1;
+    loop_timer_arm(w->loop, &w->stats_timer, 0);
+    return 0;
+}
+
+/* ---- main thread ------------------------------------------------------------ */
+
+struct main_ctx {
+    struct loop *loop;
+    struct shared *shared;
+    struct loop_io signal_io;
+};
+
+static void log_stats(struct shared *sh)
 {
     struct responder_stats st;
-    responder_get_stats(r, &st);
+    sum_stats(sh, &st);
     fprintf(stderr,
             "litepush: stats streams_open=%zu streams_total=%llu dropped_slow=%llu "
-            "events_sent=%llu last_id=%lld\n",
+            "refused_full=%llu events_sent=%llu last_id=%lld\n",
             st.streams_open, (unsigned long long)st.streams_total,
-            (unsigned long long)st.streams_dropped_slow, (unsigned long long)st.events_sent,
+            (unsigned long long)st.streams_dropped_slow,
+            (unsigned long long)atomic_load(&sh->refused_full), (unsigned long long)st.events_sent,
             (long long)st.last_id);
 }
 
@@ -263,7 +344,7 @@ static void on_signal(struct loop_io *io, uint32_t events)
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGUSR1) {
-            log_stats(m->responder);
+            log_stats(m->shared);
         } else {
             fprintf(stderr, "litepush: signal %u: closing streams and exiting\n", si.ssi_signo);
             loop_stop(m->loop);
@@ -282,13 +363,15 @@ int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL;
-    long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000;
+    long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
+         threads = get_nprocs();
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"listen", required_argument, NULL, 'l'},
                                          {"heartbeat", required_argument, NULL, 'b'},
                                          {"retry", required_argument, NULL, 'r'},
                                          {"queue-bytes", required_argument, NULL, 'q'},
                                          {"max-streams", required_argument, NULL, 'm'},
+                                         {"threads", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -314,6 +397,9 @@ int main(int argc, char **argv)
         case 'm':
             bad = cli_number("litepush.fcgi", "--max-streams", optarg, 1, 1000000, &max_streams);
             break;
+        case 't':
+            bad = cli_number("litepush.fcgi", "--threads", optarg, 1, MAX_WORKERS, &threads);
+            break;
         case 'h':
             fputs(USAGE, stdout);
             return 0;
@@ -335,18 +421,31 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (threads > MAX_WORKERS)
+        threads = MAX_WORKERS;
+
     char err[512];
+    static struct worker workers[MAX_WORKERS];
+    static struct shared shared;
+    shared.workers = workers;
+    shared.worker_count = (size_t)threads;
+    shared.max_streams = (size_t)max_streams;
+    struct responder_config cfg = {.heartbeat_ms = (unsigned)heartbeat_s * 1000,
+                                   .retry_ms = (unsigned)retry_ms,
+                                   .queue_cap = (size_t)queue_bytes,
+                                   .admitted = &shared.admitted};
     /* The schema exists before the port opens: a client never meets an
      * empty database. */
-    struct store *store = store_open(db, err, sizeof err);
-    if (store == NULL) {
+    struct store *schema = store_open(db, err, sizeof err);
+    if (schema == NULL) {
         fprintf(stderr, "litepush.fcgi: %s\n", err);
         return 1;
     }
-    int listen_fd = 0;
+    store_close(schema);
+    shared.listen_fd = 0;
     if (listen_spec != NULL) {
-        listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
-        if (listen_fd < 0) {
+        shared.listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
+        if (shared.listen_fd < 0) {
             fprintf(stderr, "litepush.fcgi: %s\n", err);
             return 1;
         }
@@ -357,59 +456,55 @@ int main(int argc, char **argv)
         return 2;
     }
     listen_raise_fd_limit();
-
     if (FCGX_Init() != 0) {
         fputs("litepush.fcgi: FCGX_Init failed\n", stderr);
         return 1;
     }
     /* FCGX_Init installed its own SIGTERM handling: take the signals back
-     * (blocked here, so in the accept threads too) through a signalfd. */
-    int signal_fd = cli_signalfd();
-
-    static struct handoff handoff = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    handoff.max_streams = (size_t)max_streams;
-    struct responder_config cfg = {.heartbeat_ms = (unsigned)heartbeat_s * 1000,
-                                   .retry_ms = (unsigned)retry_ms,
-                                   .queue_cap = (size_t)queue_bytes,
-                                   .admitted = &handoff.admitted};
-    struct main_ctx m = {.handoff = &handoff};
-    m.loop = loop_new();
-    handoff.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    m.signal_io.fd = signal_fd;
-    m.handoff_io = (struct loop_io){.fd = handoff.event_fd, .on_ready = on_handoff};
-    m.signal_io.on_ready = on_signal;
-    if (m.loop == NULL || handoff.event_fd < 0 || m.signal_io.fd < 0 ||
-        loop_io_add(m.loop, &m.handoff_io, EPOLLIN) != 0 ||
-        loop_io_add(m.loop, &m.signal_io, EPOLLIN) != 0) {
+     * (blocked here, so in every thread started below) through a signalfd. */
+    struct main_ctx m = {.shared = &shared, .loop = loop_new()};
+    m.signal_io = (struct loop_io){.fd = cli_signalfd(), .on_ready = on_signal};
+    if (m.loop == NULL || m.signal_io.fd < 0 || loop_io_add(m.loop, &m.signal_io, EPOLLIN) != 0) {
         fprintf(stderr, "litepush.fcgi: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
     }
-    m.responder = responder_new(m.loop, store, &cfg, err, sizeof err);
-    if (m.responder == NULL) {
-        fprintf(stderr, "litepush.fcgi: %s\n", err);
-        return 1;
+    for (size_t i = 0; i < shared.worker_count; i++) {
+        if (worker_init(&workers[i], db, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "litepush.fcgi: %s\n", err);
+            return 1;
+        }
     }
-    m.stats_timer.on_due = on_stats_timer;
-    loop_timer_arm(m.loop, &m.stats_timer, 0);
-    static struct accept_ctx actx;
-    actx = (struct accept_ctx){.listen_fd = listen_fd, .handoff = &handoff};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (size_t i = 0; i < shared.worker_count; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            fputs("litepush.fcgi: cannot start worker threads\n", stderr);
+            return 1;
+        }
+    }
     for (int i = 0; i < ACCEPT_THREADS; i++) {
         pthread_t t;
-        if (pthread_create(&t, &attr, accept_thread, &actx) != 0) {
+        if (pthread_create(&t, &attr, accept_thread, &shared) != 0) {
             fputs("litepush.fcgi: cannot start accept threads\n", stderr);
             return 1;
         }
         pthread_detach(t);
     }
-    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds)\n", db,
-            listen_spec ? listen_spec : "fd 0", heartbeat_s);
+    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %zu threads)\n", db,
+            listen_spec ? listen_spec : "fd 0", heartbeat_s, shared.worker_count);
     int rc = loop_run(m.loop);
-    log_stats(m.responder);
-    responder_free(m.responder);
-    store_close(store);
+    for (size_t i = 0; i < shared.worker_count; i++) {
+        pthread_mutex_lock(&workers[i].lock);
+        workers[i].is_stopping = true;
+        pthread_mutex_unlock(&workers[i].lock);
+        wake(&workers[i]);
+    }
+    for (size_t i = 0; i < shared.worker_count; i++)
+        pthread_join(workers[i].thread, NULL);
+    log_stats(&shared);
+    for (size_t i = 0; i < shared.worker_count; i++)
+        store_close(workers[i].store);
     /* The accept threads sit in accept(); ending the process ends them. */
     _exit(rc == 0 ? 0 : 1);
 }
