@@ -373,6 +373,15 @@ fail:
     mark_closing(s, false);
 }
 
+/* The log was replaced: end every stream cleanly; browsers reconnect with
+ * Last-Event-ID and the new log answers (with litepush.reset if needed). */
+static void on_log_replaced(void *ctx)
+{
+    struct responder *r = ctx;
+    for (struct stream *s = r->idle_head; s != NULL; s = s->idle_next)
+        mark_closing(s, true);
+}
+
 struct responder *responder_new(struct loop *loop, struct store *store,
                                 const struct responder_config *cfg, char *err, size_t err_cap)
 {
@@ -392,7 +401,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
         goto fail;
     }
     memcpy(r->heartbeat->bytes, SSE_HEARTBEAT, SSE_HEARTBEAT_LEN);
-    r->watcher = watcher_new(loop, store, r->hub, err, err_cap);
+    r->watcher = watcher_new(loop, store, r->hub, on_log_replaced, r, err, err_cap);
     if (r->watcher == NULL)
         goto fail;
     r->source = (struct feed_source){.hub = r->hub, .store = store, .watcher = r->watcher};

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "input_limits.h"
 #include "payload.h"
@@ -35,6 +36,8 @@ struct store {
     sqlite3_stmt *row_json;
     sqlite3_stmt *publish_fields;
     char *path;
+    dev_t file_dev; /* the file opened, to notice a restore by rename */
+    ino_t file_ino;
 };
 
 #define ROW_COLUMNS "id, channel, event, data, typeof(data) = 'blob'"
@@ -55,6 +58,11 @@ struct store *store_open(const char *path, char *err, size_t err_cap)
         goto fail;
     }
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        st->file_dev = sb.st_dev;
+        st->file_ino = sb.st_ino;
+    }
     char *msg = NULL;
     if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, err_cap, "cannot use database %s: %s", path, msg ? msg : "unknown error");
@@ -119,6 +127,25 @@ void store_close(struct store *st)
     sqlite3_close(st->db);
     free(st->path);
     free(st);
+}
+
+bool store_is_replaced(const struct store *st)
+{
+    struct stat sb;
+    return stat(st->path, &sb) == 0 && (sb.st_dev != st->file_dev || sb.st_ino != st->file_ino);
+}
+
+bool store_reopen(struct store *st, char *err, size_t err_cap)
+{
+    struct store *fresh = store_open(st->path, err, err_cap);
+    if (fresh == NULL)
+        return false;
+    /* Swap contents so that every holder of st sees the new file. */
+    struct store old = *st;
+    *st = *fresh;
+    *fresh = old;
+    store_close(fresh);
+    return true;
 }
 
 const char *store_path(const struct store *st)

@@ -41,6 +41,14 @@ typedef void store_row_fn(const struct store_row *row, void *ctx);
 struct store *store_open(const char *path, char *err, size_t err_cap);
 /* Closes the connection; NULL is a no-op. */
 void store_close(struct store *st);
+/* True when the path now names another file than the one opened: the
+ * database was restored or replaced by a rename. */
+bool store_is_replaced(const struct store *st);
+/* Reopens st on the file now at its path (schema included), in place, so
+ * every holder of st reads the new file. On failure keeps the old
+ * connection and writes a reason into err. */
+bool store_reopen(struct store *st, char *err, size_t err_cap);
+
 /* The file name of the database, as given to store_open. */
 const char *store_path(const struct store *st);
 

@@ -45,7 +45,10 @@ struct watcher {
     size_t retry_index;
     int64_t data_version;
     uint64_t woke_ms;
-    char *db_name; /* basename of the database file */
+    watcher_replaced_fn *on_replaced;
+    void *replaced_ctx;
+    int64_t issued_max; /* AUTOINCREMENT's sequence when last looked at */
+    char *db_name;      /* basename of the database file */
     size_t db_name_len;
     struct watcher_stats stats;
 };
@@ -80,6 +83,8 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static void check_log_identity(struct watcher *w);
+
 /* Returns 1 when a commit was found and published. */
 static int check(struct watcher *w)
 {
@@ -89,9 +94,54 @@ static int check(struct watcher *w)
     if (version == w->data_version)
         return 0;
     w->data_version = version;
+    uint64_t before = w->stats.rows_published;
     read_new_rows(w);
+    /* A commit with no new row: a delete, or a restore in place. */
+    if (w->stats.rows_published == before)
+        check_log_identity(w);
     w->stats.last_lag_ms = w->woke_ms ? clock_ms() - w->woke_ms : 0;
     return 1;
+}
+
+/* The log we were following is gone: start over from the one now there,
+ * and let the owner send its clients to resume against it (they get a
+ * litepush.reset when their ids are ahead of it). */
+static void restart_from_log(struct watcher *w, const char *what)
+{
+    int64_t old_last = w->stats.last_id;
+    struct store_bounds b = {0};
+    store_data_version(w->store, &w->data_version);
+    store_last_id(w->store, &w->stats.last_id);
+    store_bounds(w->store, NULL, NULL, 0, &b);
+    w->issued_max = b.issued_max;
+    fprintf(stderr,
+            "litepush: %s (last id now %lld, was %lld): ending streams so that clients resume "
+            "against it\n",
+            what, (long long)w->stats.last_id, (long long)old_last);
+    w->on_replaced(w->replaced_ctx);
+}
+
+/* Notices a restore: by rename (the path names another file: reopen it),
+ * or in place (sqlite3 .restore: AUTOINCREMENT's sequence went back, which
+ * nothing else does). Either way ids may repeat, so streams must restart. */
+static void check_log_identity(struct watcher *w)
+{
+    if (store_is_replaced(w->store)) {
+        char err[256];
+        if (!store_reopen(w->store, err, sizeof err)) {
+            fprintf(stderr, "litepush: watcher: the database file was replaced: %s\n", err);
+            return;
+        }
+        restart_from_log(w, "the database file was replaced, reopened it");
+        return;
+    }
+    struct store_bounds b = {0};
+    if (store_bounds(w->store, NULL, NULL, 0, &b) != STORE_OK)
+        return;
+    if (b.issued_max < w->issued_max)
+        restart_from_log(w, "the log was rewound (restored in place)");
+    else
+        w->issued_max = b.issued_max;
 }
 
 void watcher_catch_up(struct watcher *w)
@@ -123,6 +173,7 @@ static void on_poll(struct loop_timer *t)
 {
     struct watcher *w = CONTAINER(t, struct watcher, poll_timer);
     w->woke_ms = 0;
+    check_log_identity(w);
     check(w);
     loop_timer_arm(w->loop, &w->poll_timer,
                    w->stats.is_polling ? WATCHER_POLL_NO_INOTIFY_MS : WATCHER_POLL_MS);
@@ -133,20 +184,24 @@ static void on_inotify(struct loop_io *io, uint32_t events)
     (void)events;
     struct watcher *w = CONTAINER(io, struct watcher, inotify_io);
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    int is_ours = 0;
+    int is_ours = 0, is_renamed = 0;
     ssize_t n;
     /* Drain everything: one check covers any number of writes. */
     while ((n = read(io->fd, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
             /* Wake for "push.db" and "push.db-wal", not for other files. */
-            if (ev->len && strncmp(ev->name, w->db_name, w->db_name_len) == 0)
+            if (ev->len && strncmp(ev->name, w->db_name, w->db_name_len) == 0) {
                 is_ours = 1;
+                is_renamed |= (ev->mask & (IN_CREATE | IN_MOVED_TO)) && !ev->name[w->db_name_len];
+            }
             p += sizeof *ev + ev->len;
         }
     }
     if (!is_ours)
         return;
+    if (is_renamed)
+        check_log_identity(w);
     w->woke_ms = clock_ms();
     if (!check(w) && w->retry_io.fd >= 0) {
         w->retry_index = 0;
@@ -154,8 +209,8 @@ static void on_inotify(struct loop_io *io, uint32_t events)
     }
 }
 
-struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub, char *err,
-                            size_t err_cap)
+struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub,
+                            watcher_replaced_fn *on_replaced, void *ctx, char *err, size_t err_cap)
 {
     struct watcher *w = calloc(1, sizeof *w);
     char *path_copy = NULL;
@@ -164,16 +219,21 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
     w->loop = loop;
     w->store = store;
     w->hub = hub;
+    w->on_replaced = on_replaced;
+    w->replaced_ctx = ctx;
     w->inotify_io.fd = -1;
     w->inotify_io.on_ready = on_inotify;
     w->retry_io.fd = -1;
     w->retry_io.on_ready = on_retry;
     w->poll_timer.on_due = on_poll;
+    struct store_bounds bounds = {0};
     if (store_data_version(store, &w->data_version) != STORE_OK ||
-        store_last_id(store, &w->stats.last_id) != STORE_OK) {
+        store_last_id(store, &w->stats.last_id) != STORE_OK ||
+        store_bounds(store, NULL, NULL, 0, &bounds) != STORE_OK) {
         snprintf(err, err_cap, "cannot read the log: %s", store_errmsg(store));
         goto fail;
     }
+    w->issued_max = bounds.issued_max;
     path_copy = strdup(store_path(store));
     w->db_name = path_copy ? strdup(basename(path_copy)) : NULL;
     if (w->db_name == NULL) {

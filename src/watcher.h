@@ -26,9 +26,15 @@ struct watcher_stats {
     int is_polling;          /* 1 when inotify is unavailable */
 };
 
+/* Called after the database file was replaced (a restore by rename) and
+ * the store reopened on the new one: the owner should end its streams so
+ * that clients resume against the new log (and get litepush.reset). */
+typedef void watcher_replaced_fn(void *ctx);
+
 /* Starts watching; publishes only rows committed after this call.
  * Returns NULL with a reason in err[err_cap] on failure. */
-struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub, char *err,
+struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub,
+                            watcher_replaced_fn *on_replaced, void *ctx, char *err,
                             size_t err_cap);
 void watcher_free(struct watcher *w);
 

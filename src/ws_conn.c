@@ -172,7 +172,10 @@ static void start_close(struct ws_conn *c, uint16_t code, const char *reason)
 
 void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
-    start_close(c, code, reason);
+    if (c->state == CONN_HANDSHAKE)
+        mark_closing(c); /* not a WebSocket yet: no close frame to send */
+    else
+        start_close(c, code, reason);
 }
 
 void ws_conn_flush(struct ws_conn *c)

@@ -115,6 +115,15 @@ static void on_tick(struct loop_timer *t)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* The log was replaced: close every connection with 1012 (service
+ * restart); clients reconnect with lastEventId against the new log. */
+static void on_log_replaced(void *ctx)
+{
+    struct ws_server *srv = ctx;
+    for (struct ws_conn *c = srv->shared.all; c != NULL; c = ws_conn_next(c))
+        ws_conn_close(c, 1012, "message log replaced, reconnect");
+}
+
 struct ws_server *ws_server_new(struct loop *loop, struct store *store, const struct ws_config *cfg,
                                 struct ws_server_stats *stats, char *err, size_t err_cap)
 {
@@ -134,7 +143,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, const st
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
-    srv->watcher = watcher_new(loop, store, srv->hub, err, err_cap);
+    srv->watcher = watcher_new(loop, store, srv->hub, on_log_replaced, srv, err, err_cap);
     if (srv->watcher == NULL)
         goto fail;
     srv->shared = (struct ws_shared){

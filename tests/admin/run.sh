@@ -313,4 +313,21 @@ else
     bad "litepush-ws starts on the pruned log" "$(tail -n 3 "$T/ws.log")"
 fi
 
+echo "== a restored log, over litepush-ws"
+for mode in rename in-place; do
+    R2=$T/restore-$mode.db
+    sqlite3 "$R2" <"$ROOT/sql/schema.sql" >/dev/null
+    fill "$R2" 3 "'c'" "$NOW_MS"
+    cp "$R2" "$T/backup-$mode.db"
+    fill "$R2" 5 "'c'" "$NOW_MS"
+    if start_ws "$R2"; then
+        check "restore by $mode: close 1012, then litepush.reset ahead-of-log" \
+            "$(timeout 15 python3 "$HERE/ws_restore.py" 127.0.0.1 "$PORT" "$R2" "$T/backup-$mode.db" "$mode" 2>&1)" \
+            "8 1012 litepush.reset ahead-of-log"
+        stop_ws
+    else
+        bad "litepush-ws starts for the restore test" "$(tail -n 3 "$T/ws.log")"
+    fi
+done
+
 finish
