@@ -64,6 +64,7 @@ $(B)/liblitepush.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 cgi-bin/litepush.fcgi: $(B)/obj/fcgi_main.o $(B)/liblitepush.a
+	@mkdir -p cgi-bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 litepush-ws: $(B)/obj/ws_main.o $(B)/liblitepush.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
