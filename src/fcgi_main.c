@@ -211,8 +211,6 @@ static struct handoff_item *take_request(FCGX_Request *req, struct shared *h)
     return item;
 }
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 static void wake(struct worker *w)
 {
     uint64_t one = 1;
@@ -252,7 +250,7 @@ static void *accept_thread(void *arg)
 static void on_wake(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct worker *w = CONTAINER(io, struct worker, wake_io);
+    struct worker *w = LOOP_CONTAINER(io, struct worker, wake_io);
     uint64_t count;
     if (read(io->fd, &count, sizeof count) < 0 && errno != EAGAIN)
         return;
@@ -273,7 +271,7 @@ static void on_wake(struct loop_io *io, uint32_t events)
 
 static void on_stats_timer(struct loop_timer *t)
 {
-    struct worker *w = CONTAINER(t, struct worker, stats_timer);
+    struct worker *w = LOOP_CONTAINER(t, struct worker, stats_timer);
     struct responder_stats st;
     responder_get_stats(w->responder, &st);
     pthread_mutex_lock(&w->lock);
@@ -340,7 +338,7 @@ static void log_stats(struct shared *sh)
 static void on_signal(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct main_ctx *m = CONTAINER(io, struct main_ctx, signal_io);
+    struct main_ctx *m = LOOP_CONTAINER(io, struct main_ctx, signal_io);
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGUSR1) {

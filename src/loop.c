@@ -25,7 +25,7 @@ struct loop {
     void *after_ctx;
 };
 
-static uint64_t clock_ms(void)
+uint64_t loop_clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -42,7 +42,7 @@ struct loop *loop_new(void)
         free(loop);
         return NULL;
     }
-    loop->now_ms = clock_ms();
+    loop->now_ms = loop_clock_ms();
     return loop;
 }
 
@@ -96,7 +96,7 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *timer)
 void loop_timer_arm(struct loop *loop, struct loop_timer *timer, uint64_t delay_ms)
 {
     loop_timer_cancel(loop, timer);
-    timer->due_ms = clock_ms() + delay_ms;
+    timer->due_ms = loop_clock_ms() + delay_ms;
     timer->next_armed = loop->armed;
     loop->armed = timer;
 }
@@ -120,7 +120,7 @@ static int next_timeout_ms(const struct loop *loop)
     for (const struct loop_timer *t = loop->armed; t != NULL; t = t->next_armed)
         if (t->due_ms < first)
             first = t->due_ms;
-    uint64_t now = clock_ms();
+    uint64_t now = loop_clock_ms();
     return first <= now ? 0 : (int)(first - now > 60000 ? 60000 : first - now);
 }
 
@@ -150,7 +150,7 @@ int loop_run(struct loop *loop)
             fprintf(stderr, "litepush: %s: epoll_wait: %s\n", __func__, strerror(errno));
             return -1;
         }
-        loop->now_ms = clock_ms();
+        loop->now_ms = loop_clock_ms();
         for (int i = 0; i < n; i++) {
             struct loop_io *io = events[i].data.ptr;
             io->on_ready(io, events[i].events);

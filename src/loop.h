@@ -11,8 +11,12 @@
 #define LITEPUSH_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+
+/* From a pointer to an embedded member back to its containing struct. */
+#define LOOP_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct loop;
 struct loop_io;
@@ -53,6 +57,8 @@ void loop_set_after(struct loop *loop, loop_after_fn *fn, void *ctx);
 
 /* Monotonic milliseconds, cached per batch. */
 uint64_t loop_now_ms(const struct loop *loop);
+/* Monotonic milliseconds, read now (any thread). */
+uint64_t loop_clock_ms(void);
 
 /* Runs until loop_stop. Returns 0, or -1 if epoll_wait fails. */
 int loop_run(struct loop *loop);

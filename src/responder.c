@@ -42,7 +42,6 @@
 #include "store.h"
 #include "watcher.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define TICK_MS 1000
 /* Bytes one stream may write per wake-up before others get their turn. */
 #define WRITE_BUDGET (256 * 1024)
@@ -193,7 +192,7 @@ static void queue_event(struct stream *s, struct payload *p)
 /* The feed's callback: every row, replayed or live, arrives here. */
 static void on_feed_row(struct feed *f, struct payload *p)
 {
-    queue_event(CONTAINER(f, struct stream, feed), p);
+    queue_event(LOOP_CONTAINER(f, struct stream, feed), p);
 }
 
 static void replay_step(struct stream *s)
@@ -225,7 +224,7 @@ static void flush(struct stream *s)
 
 static void on_stream_io(struct loop_io *io, uint32_t events)
 {
-    struct stream *s = CONTAINER(io, struct stream, io);
+    struct stream *s = LOOP_CONTAINER(io, struct stream, io);
     if (s->is_closing)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -290,7 +289,7 @@ static void after_batch(void *ctx)
 
 static void on_tick(struct loop_timer *t)
 {
-    struct responder *r = CONTAINER(t, struct responder, tick);
+    struct responder *r = LOOP_CONTAINER(t, struct responder, tick);
     uint64_t now = loop_now_ms(r->loop);
     /* Oldest first; queue_payload moves each one to the tail. */
     struct stream *s;

@@ -53,8 +53,6 @@ struct watcher {
     struct watcher_stats stats;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 static void publish_row(const struct store_row *row, void *ctx)
 {
     struct watcher *w = ctx;
@@ -76,13 +74,6 @@ static void read_new_rows(struct watcher *w)
     } while (count == LIMITS_BATCH_ROWS);
 }
 
-static uint64_t clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void check_log_identity(struct watcher *w);
 
 /* Returns 1 when a commit was found and published. */
@@ -99,7 +90,7 @@ static int check(struct watcher *w)
     /* A commit with no new row: a delete, or a restore in place. */
     if (w->stats.rows_published == before)
         check_log_identity(w);
-    w->stats.last_lag_ms = w->woke_ms ? clock_ms() - w->woke_ms : 0;
+    w->stats.last_lag_ms = w->woke_ms ? loop_clock_ms() - w->woke_ms : 0;
     return 1;
 }
 
@@ -160,7 +151,7 @@ static void arm_retry(struct watcher *w)
 static void on_retry(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct watcher *w = CONTAINER(io, struct watcher, retry_io);
+    struct watcher *w = LOOP_CONTAINER(io, struct watcher, retry_io);
     uint64_t expirations;
     if (read(io->fd, &expirations, sizeof expirations) < 0)
         return;
@@ -171,7 +162,7 @@ static void on_retry(struct loop_io *io, uint32_t events)
 
 static void on_poll(struct loop_timer *t)
 {
-    struct watcher *w = CONTAINER(t, struct watcher, poll_timer);
+    struct watcher *w = LOOP_CONTAINER(t, struct watcher, poll_timer);
     w->woke_ms = 0;
     check_log_identity(w);
     check(w);
@@ -182,7 +173,7 @@ static void on_poll(struct loop_timer *t)
 static void on_inotify(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct watcher *w = CONTAINER(io, struct watcher, inotify_io);
+    struct watcher *w = LOOP_CONTAINER(io, struct watcher, inotify_io);
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     int is_ours = 0, is_renamed = 0;
     ssize_t n;
@@ -202,7 +193,7 @@ static void on_inotify(struct loop_io *io, uint32_t events)
         return;
     if (is_renamed)
         check_log_identity(w);
-    w->woke_ms = clock_ms();
+    w->woke_ms = loop_clock_ms();
     if (!check(w) && w->retry_io.fd >= 0) {
         w->retry_index = 0;
         arm_retry(w);

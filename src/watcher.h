@@ -34,8 +34,7 @@ typedef void watcher_replaced_fn(void *ctx);
 /* Starts watching; publishes only rows committed after this call.
  * Returns NULL with a reason in err[err_cap] on failure. */
 struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *hub,
-                            watcher_replaced_fn *on_replaced, void *ctx, char *err,
-                            size_t err_cap);
+                            watcher_replaced_fn *on_replaced, void *ctx, char *err, size_t err_cap);
 void watcher_free(struct watcher *w);
 
 /* Reads and publishes whatever was committed since the last check. Call it

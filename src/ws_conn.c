@@ -40,7 +40,6 @@
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 /* Reads per wake-up before other connections get their turn. */
 #define READS_PER_WAKE 4
 #define WRITE_BUDGET (256 * 1024)
@@ -147,7 +146,7 @@ static void queue_frame_copy(struct ws_conn *c, enum ws_frame_opcode op, const v
 
 static void on_feed_row(struct feed *f, struct payload *p)
 {
-    struct ws_conn *c = CONTAINER(f, struct ws_conn, feed);
+    struct ws_conn *c = LOOP_CONTAINER(f, struct ws_conn, feed);
     if (p == NULL) {
         mark_closing(c);
         return;
@@ -527,7 +526,7 @@ static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 
 static void on_io(struct loop_io *io, uint32_t events)
 {
-    struct ws_conn *c = CONTAINER(io, struct ws_conn, io);
+    struct ws_conn *c = LOOP_CONTAINER(io, struct ws_conn, io);
     if (c->is_closing)
         return;
     if (events & EPOLLOUT)

@@ -101,8 +101,6 @@ struct main_ctx {
     struct ws_server_stats *stats;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 static void log_stats(const struct ws_server_stats *st)
 {
     fprintf(stderr,
@@ -120,7 +118,7 @@ static void log_stats(const struct ws_server_stats *st)
 static void on_wake(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct worker *w = CONTAINER(io, struct worker, wake_io);
+    struct worker *w = LOOP_CONTAINER(io, struct worker, wake_io);
     uint64_t count;
     if (read(io->fd, &count, sizeof count) < 0 && errno != EAGAIN)
         return;
@@ -199,7 +197,7 @@ static void refuse_full(int fd)
 static void on_accept(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct main_ctx *m = CONTAINER(io, struct main_ctx, listen_io);
+    struct main_ctx *m = LOOP_CONTAINER(io, struct main_ctx, listen_io);
     for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -250,7 +248,7 @@ static void stop_workers(struct main_ctx *m)
 static void on_signal(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct main_ctx *m = CONTAINER(io, struct main_ctx, signal_io);
+    struct main_ctx *m = LOOP_CONTAINER(io, struct main_ctx, signal_io);
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGUSR1) {

@@ -20,7 +20,6 @@
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
-#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define READ_BUF_BYTES (64 * 1024)
 #define TICK_MS 1000
 
@@ -101,7 +100,7 @@ static void after_batch(void *ctx)
 
 static void on_tick(struct loop_timer *t)
 {
-    struct ws_server *srv = CONTAINER(t, struct ws_server, tick);
+    struct ws_server *srv = LOOP_CONTAINER(t, struct ws_server, tick);
     uint64_t now = loop_now_ms(srv->loop);
     for (struct ws_conn *c = srv->shared.all; c != NULL; c = ws_conn_next(c))
         ws_conn_tick(c, now);

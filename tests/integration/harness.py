@@ -497,16 +497,11 @@ def fcgi_request(address, params, timeout=5.0, until=None):
 
 
 # ------------------------------------------------------------ node client
-class NodeES:
-    """es_client.mjs: the npm eventsource v4 client, one JSON line per event
-    (or, with script=WS_CLIENT, the npm ws client, one line per message)."""
+class NodeJsonLines:
+    """A node script that prints one JSON object per line: collects them."""
 
-    def __init__(self, url, count, timeout_ms, script=ES_CLIENT):
-        self.p = PROCS.start(["node", script, url, "--count", str(count),
-                              "--timeout-ms", str(timeout_ms)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE)
+    def _start_reading(self):
         self.lines = []
-        self.err = b""
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -516,6 +511,19 @@ class NodeES:
                 self.lines.append(json.loads(raw))
             except ValueError:
                 self.lines.append({"type": "junk", "line": raw.decode("utf-8", "replace")})
+
+
+class NodeES(NodeJsonLines):
+    """es_client.mjs: the npm eventsource v4 client, one JSON line per event
+    (or, with script=WS_CLIENT, the npm ws client, one line per message)."""
+
+    def __init__(self, url, count, timeout_ms, script=ES_CLIENT):
+        self.p = PROCS.start(["node", script, url, "--count", str(count),
+                              "--timeout-ms", str(timeout_ms)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE)
+        self.err = b""
+        self._start_reading()
+
 
     def events(self, kind="event"):
         return [x for x in self.lines if x.get("type") == kind]

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from harness import (DB, HERE, PROCS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
+from harness import (DB, HERE, PROCS, NodeJsonLines, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
                      fd_count, free_port, settle_fds, short, tcp_listening, wait_until)
 from ws_raw import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, close_payload,
                     deflate_message, frame)
@@ -57,7 +57,7 @@ def make_targets(env):
 
 
 # ------------------------------------------------------------- node client
-class NodeWS:
+class NodeWS(NodeJsonLines):
     """ws_driver.mjs: the npm ws client, commands on stdin, events on stdout."""
 
     def __init__(self, url, deflate=False, threshold=None, timeout_ms=30000):
@@ -69,16 +69,8 @@ class NodeWS:
         self.url = url
         self.p = PROCS.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, cwd=HERE)
-        self.lines = []
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
+        self._start_reading()
 
-    def _read(self):
-        for raw in self.p.stdout:
-            try:
-                self.lines.append(json.loads(raw))
-            except ValueError:
-                self.lines.append({"type": "junk", "line": raw.decode("utf-8", "replace")})
 
     def of(self, kind):
         return [x for x in list(self.lines) if x.get("type") == kind]
