@@ -30,6 +30,7 @@
 #include "deflate.h"
 #include "hub.h"
 #include "input_limits.h"
+#include "json.h"
 #include "loop.h"
 #include "outq.h"
 #include "payload.h"
@@ -381,7 +382,11 @@ static void publish(struct ws_conn *c, bool is_text)
     const char *reason = NULL;
     enum store_err err;
     if (is_text) {
-        err = store_publish_json(sh->store, (const char *)c->msg.data, c->msg.len, &id, &reason);
+        struct json_publish pub;
+        reason = json_parse_publish(sh->json, (const char *)c->msg.data, c->msg.len, &pub);
+        err = reason != NULL ? STORE_ERR_INPUT
+                             : store_insert(sh->store, pub.channel, pub.channel_len, pub.event,
+                                            pub.event_len, pub.data, pub.data_len, false, &id);
     } else {
         const char *channel = c->feed.channel_count ? c->feed.channels[0] : "default";
         size_t channel_len = c->feed.channel_count ? c->feed.channel_lens[0] : 7;

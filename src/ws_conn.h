@@ -20,6 +20,7 @@ struct ws_conn;
 struct ws_shared {
     struct loop *loop;
     struct store *store;
+    struct json *json;
     struct watcher *watcher;
     struct feed_source source;
     const struct ws_config *cfg;

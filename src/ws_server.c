@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "deflate.h"
 #include "hub.h"
+#include "json.h"
 #include "loop.h"
 #include "payload.h"
 #include "store.h"
@@ -26,6 +27,7 @@
 struct ws_server {
     struct loop *loop;
     struct store *store;
+    struct json *json;
     struct hub *hub;
     struct watcher *watcher;
     struct deflate_compressor *compressor;
@@ -45,12 +47,12 @@ static struct payload *encode_text(const struct store_row *row, void *ctx)
     struct ws_server *srv = ctx;
     bool is_base64 = row->is_blob || !utf8_is_valid(row->data, row->data_len);
     if (!is_base64)
-        return store_row_json(srv->store, row, row->data, row->data_len, false);
+        return json_row_envelope(srv->json, row, row->data, row->data_len, false);
     char *b64 = malloc(crypto_base64_len(row->data_len) + 1);
     if (b64 == NULL)
         return NULL;
     size_t n = crypto_base64_encode(row->data, row->data_len, b64);
-    struct payload *p = store_row_json(srv->store, row, b64, n, true);
+    struct payload *p = json_row_envelope(srv->json, row, b64, n, true);
     free(b64);
     return p;
 }
@@ -142,12 +144,16 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, const st
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
+    srv->json = json_open(err, err_cap);
+    if (srv->json == NULL)
+        goto fail;
     srv->watcher = watcher_new(loop, store, srv->hub, on_log_replaced, srv, err, err_cap);
     if (srv->watcher == NULL)
         goto fail;
     srv->shared = (struct ws_shared){
         .loop = loop,
         .store = store,
+        .json = srv->json,
         .watcher = srv->watcher,
         .source = {.hub = srv->hub, .store = store, .watcher = srv->watcher},
         .cfg = cfg,
@@ -186,5 +192,6 @@ void ws_server_free(struct ws_server *srv)
     watcher_free(srv->watcher);
     hub_free(srv->hub);
     deflate_compressor_free(srv->compressor);
+    json_close(srv->json);
     free(srv);
 }
