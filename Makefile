@@ -1,5 +1,5 @@
 # litepush — one plain GNU Makefile.
-#   make                 build cgi-bin/litepush.fcgi and litepush-ws
+#   make                 build cgi-bin/litepush.fcgi, litepush-ws, litepush-prune, litepush-token
 #   make WERROR=1        the same with -Werror (CI)
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
@@ -36,12 +36,12 @@ LDLIBS := $(PKG_LIBS) -lpthread
 
 B := build
 # Every module but the mains goes into one archive that programs and tests link.
-MAINS   := src/fcgi_main.c src/ws_main.c src/prune_main.c
+MAINS   := src/fcgi_main.c src/ws_main.c src/prune_main.c src/token_main.c
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
-            $(if $(wildcard src/prune_main.c),litepush-prune)
+            $(if $(wildcard src/prune_main.c),litepush-prune) litepush-token
 
 .PHONY: all test unit fuzz fuzz-replay integration admin browser demo bench clean install
 all: $(PROGRAMS)
@@ -69,6 +69,8 @@ cgi-bin/litepush.fcgi: $(B)/obj/fcgi_main.o $(B)/liblitepush.a
 litepush-ws: $(B)/obj/ws_main.o $(B)/liblitepush.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 litepush-prune: $(B)/obj/prune_main.o $(B)/liblitepush.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+litepush-token: $(B)/obj/token_main.o $(B)/liblitepush.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- unit tests: always under ASan+UBSan, each tests/unit/test_X.c is one binary
@@ -125,18 +127,18 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/litepush/sql/publish $(DESTDIR)$(PREFIX)/share/litepush/apache-conf \
 	  $(DESTDIR)$(PREFIX)/share/litepush/systemd $(DESTDIR)$(PREFIX)/share/litepush/demo
 	install -m 755 cgi-bin/litepush.fcgi $(DESTDIR)$(PREFIX)/lib/cgi-bin/litepush.fcgi
-	install -m 755 litepush-ws litepush-prune $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 litepush-ws litepush-prune litepush-token $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/litepush/sql/
 	install -m 644 sql/publish/* $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
 	install -m 644 apache-conf/*.conf $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
 	install -m 644 systemd/litepush-* $(DESTDIR)$(PREFIX)/share/litepush/systemd/
 	install -m 644 demo/index.html $(DESTDIR)$(PREFIX)/share/litepush/demo/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	for p in cgi-bin/litepush.fcgi ./litepush-ws ./litepush-prune; do \
+	for p in cgi-bin/litepush.fcgi ./litepush-ws ./litepush-prune ./litepush-token; do \
 	  n=$${p##*/}; { echo ".TH $$n 1"; echo ".SH SYNOPSIS"; echo ".nf"; $$p --help; echo ".fi"; } \
 	    > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1; done
 
 clean:
-	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune
+	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune litepush-token
 
 -include $(wildcard $(B)/obj/*.d $(B)/san/*.d)

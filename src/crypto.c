@@ -4,8 +4,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <string.h>
 
 size_t crypto_base64_len(size_t n)
 {
@@ -52,6 +54,94 @@ long crypto_base64_decode(const char *src, size_t len, uint8_t *out)
     if (src[len - 2] == '=')
         n--;
     return n;
+}
+
+size_t crypto_base64url_len(size_t n)
+{
+    return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+static const char URL_ALPHABET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t crypto_base64url_encode(const void *src, size_t len, char *out)
+{
+    const uint8_t *in = src;
+    size_t n = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[n++] = URL_ALPHABET[v >> 18];
+        out[n++] = URL_ALPHABET[(v >> 12) & 63];
+        out[n++] = URL_ALPHABET[(v >> 6) & 63];
+        out[n++] = URL_ALPHABET[v & 63];
+    }
+    if (len - i == 1) {
+        out[n++] = URL_ALPHABET[in[i] >> 2];
+        out[n++] = URL_ALPHABET[(in[i] & 3) << 4];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+        out[n++] = URL_ALPHABET[v >> 10];
+        out[n++] = URL_ALPHABET[(v >> 4) & 63];
+        out[n++] = URL_ALPHABET[(v & 15) << 2];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static int url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+long crypto_base64url_decode(const char *src, size_t len, uint8_t *out)
+{
+    /* RFC 7515 §2 and appendix C: base64url without padding. A tail of one
+     * character cannot carry a byte; the bits after the last byte must be
+     * zero (RFC 4648 §3.5 lets a decoder refuse them, and we do, so that a
+     * signature or claims have one spelling). */
+    if (len % 4 == 1 || len > 0x7fffffff)
+        return -1;
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = url_value(src[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    return (long)n;
+}
+
+bool crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                        uint8_t out[CRYPTO_HMAC_SHA256_LEN])
+{
+    unsigned int n = 0;
+    if (key_len > 0x7fffffff ||
+        HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &n) == NULL ||
+        n != CRYPTO_HMAC_SHA256_LEN) {
+        memset(out, 0, CRYPTO_HMAC_SHA256_LEN);
+        return false;
+    }
+    return true;
 }
 
 void crypto_sha1(const void *src, size_t len, uint8_t out[CRYPTO_SHA1_LEN])

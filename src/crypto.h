@@ -1,5 +1,6 @@
 /* crypto: the only module that includes OpenSSL. Base64 (for BLOB rows and
- * Sec-WebSocket-Accept), SHA-1, random bytes and a constant-time compare.
+ * Sec-WebSocket-Accept), base64url (RFC 4648 §5, for JWTs), SHA-1,
+ * HMAC-SHA256, random bytes and a constant-time compare.
  * All functions are pure apart from crypto_random, thread-safe, and write
  * only into caller-provided buffers. */
 #ifndef LITEPUSH_CRYPTO_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #define CRYPTO_SHA1_LEN 20
+#define CRYPTO_HMAC_SHA256_LEN 32
 
 /* Bytes base64 needs for n input bytes, without a terminating NUL. */
 size_t crypto_base64_len(size_t n);
@@ -20,6 +22,22 @@ size_t crypto_base64_encode(const void *src, size_t len, char *out);
 /* Decodes padded standard base64. out must hold 3 * (len / 4) bytes.
  * Returns the decoded length, or -1 when src is not valid base64. */
 long crypto_base64_decode(const char *src, size_t len, uint8_t *out);
+/* Bytes base64url needs for n input bytes, without padding or NUL. */
+size_t crypto_base64url_len(size_t n);
+/* Encodes src as unpadded base64url (RFC 7515 §2) into out, which must hold
+ * crypto_base64url_len(len) + 1 bytes; it is NUL-terminated. Returns the
+ * encoded length. */
+size_t crypto_base64url_encode(const void *src, size_t len, char *out);
+/* Decodes unpadded base64url, strictly: only the characters A-Z a-z 0-9 - _,
+ * no '=' padding, no whitespace, a length that is not 1 more than a multiple
+ * of 4, and zero bits after the last byte (so each value has exactly one
+ * encoding). out must hold 3 * len / 4 bytes. Returns the decoded length, or
+ * -1 for anything else. */
+long crypto_base64url_decode(const char *src, size_t len, uint8_t *out);
+/* HMAC-SHA256 (RFC 2104) of msg under key into out[CRYPTO_HMAC_SHA256_LEN].
+ * Returns false only if OpenSSL fails (out is then zero-filled). */
+bool crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                        uint8_t out[CRYPTO_HMAC_SHA256_LEN]);
 /* SHA-1 of src into out[CRYPTO_SHA1_LEN]. */
 void crypto_sha1(const void *src, size_t len, uint8_t out[CRYPTO_SHA1_LEN]);
 /* Fills out with cryptographically strong random bytes; false on failure. */

@@ -27,4 +27,11 @@
 /* Bytes of an HTTP Upgrade request head (400 beyond). */
 #define LIMITS_WS_HANDSHAKE_MAX 8192
 
+/* Bytes of a bearer token (JWT) from a header, query or cookie (401 beyond). */
+#define LIMITS_TOKEN_MAX 4096
+/* Bytes of the "sub" claim kept for logs (a longer one makes the token invalid). */
+#define LIMITS_TOKEN_SUB_MAX 256
+/* Bytes of an Origin header value compared with --cors-origin / --origin. */
+#define LIMITS_ORIGIN_MAX 256
+
 #endif

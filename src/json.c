@@ -246,3 +246,70 @@ bool json_each_text(struct json *j, const char *doc, size_t len, const char *pat
     reset_all(j);
     return ok && rc == SQLITE_DONE;
 }
+
+/* Runs one statement that yields one text value, with ?1.. bound to the
+ * texts args[0..n) (NULL binds SQL NULL) and ?n+1, ?n+2 to i1, i2; returns
+ * a malloc'd copy of the value. Used for the rare documents we build
+ * (minting tokens), so the statement is prepared per call. */
+static char *build(struct json *j, const char *sql, const char *const *args, size_t n, int64_t i1,
+                   int64_t i2)
+{
+    sqlite3_stmt *stmt = NULL;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (args[i] != NULL)
+            sqlite3_bind_text(stmt, (int)i + 1, args[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, (int)n + 1, i1);
+    sqlite3_bind_int64(stmt, (int)n + 2, i2);
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+        out = strdup((const char *)sqlite3_column_text(stmt, 0));
+out:
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+char *json_jwt_header(struct json *j, const char *kid)
+{
+    reset_all(j);
+    const char *args[1] = {kid};
+    return build(j,
+                 "SELECT CASE WHEN ?1 IS NULL THEN json_object('alg', 'HS256', 'typ', 'JWT')"
+                 " ELSE json_object('alg', 'HS256', 'typ', 'JWT', 'kid', ?1) END",
+                 args, 1, 0, 0);
+}
+
+/* A JSON array of the given strings. */
+static char *text_array(struct json *j, const char *const *items, size_t n)
+{
+    char *doc = strdup("[]");
+    for (size_t i = 0; i < n && doc != NULL; i++) {
+        const char *args[2] = {doc, items[i]};
+        char *next = build(j, "SELECT json_insert(?1, '$[#]', ?2)", args, 2, 0, 0);
+        free(doc);
+        doc = next;
+    }
+    return doc;
+}
+
+char *json_jwt_claims(struct json *j, int64_t iat, int64_t exp, const char *sub,
+                      const char *const *subscribe, size_t subscribe_count,
+                      const char *const *publish, size_t publish_count)
+{
+    reset_all(j);
+    char *sub_doc = text_array(j, subscribe, subscribe_count);
+    char *pub_doc = text_array(j, publish, publish_count);
+    char *out = NULL;
+    if (sub_doc != NULL && pub_doc != NULL) {
+        const char *args[3] = {sub, sub_doc, pub_doc};
+        out = build(j,
+                    "SELECT json_patch(json_object('iat', ?4, 'exp', ?5,"
+                    " 'litepush', json_object('subscribe', json(?2), 'publish', json(?3))),"
+                    " CASE WHEN ?1 IS NULL THEN '{}' ELSE json_object('sub', ?1) END)",
+                    args, 3, iat, exp);
+    }
+    free(sub_doc);
+    free(pub_doc);
+    return out;
+}

@@ -80,4 +80,15 @@ typedef bool json_text_fn(const char *text, size_t len, void *ctx);
 bool json_each_text(struct json *j, const char *doc, size_t len, const char *path, json_text_fn *fn,
                     void *ctx);
 
+/* The JSON of a JWT header, {"alg":"HS256","typ":"JWT"} plus "kid" when kid
+ * is not NULL. Returns a malloc'd NUL-terminated string (the caller frees
+ * it) or NULL. */
+char *json_jwt_header(struct json *j, const char *kid);
+/* The JSON of litepush token claims: {"iat":iat,"exp":exp} plus "sub" when
+ * sub is not NULL, and "litepush":{"subscribe":[...],"publish":[...]}.
+ * Returns a malloc'd NUL-terminated string or NULL. */
+char *json_jwt_claims(struct json *j, int64_t iat, int64_t exp, const char *sub,
+                      const char *const *subscribe, size_t subscribe_count,
+                      const char *const *publish, size_t publish_count);
+
 #endif

@@ -2,7 +2,8 @@
  *
  * NOTES: '+' decodes to a space as in HTML forms. A repeated channel is
  * subscribed once (a second subscription would deliver every row twice).
- * A repeated lastEventId is refused rather than guessed at. */
+ * A repeated lastEventId is refused rather than guessed at. Only the first
+ * token= counts (access.h: the first credential found wins). */
 #include "query.h"
 
 #include <string.h>
@@ -118,7 +119,8 @@ enum query_err query_parse(const char *qs, size_t len, char *scratch, struct que
             return QUERY_ERR_BAD_ESCAPE;
         bool is_channel = key_is(key, (size_t)key_len, "channel");
         bool is_last_id = key_is(key, (size_t)key_len, "lastEventId");
-        if (is_channel || is_last_id) {
+        bool is_token = key_is(key, (size_t)key_len, "token") && out->token == NULL;
+        if (is_channel || is_last_id || is_token) {
             char *val = scratch + used;
             long val_len = url_decode(qs + val_start, end - val_start, val);
             if (val_len < 0)
@@ -127,6 +129,11 @@ enum query_err query_parse(const char *qs, size_t len, char *scratch, struct que
             if (is_channel) {
                 err = add_channel(out, val, (size_t)val_len);
                 used += (size_t)val_len;
+            } else if (is_token) {
+                out->token = val;
+                out->token_len = (size_t)val_len;
+                used += (size_t)val_len;
+                err = QUERY_OK;
             } else if (out->has_last_event_id) {
                 err = QUERY_ERR_DUPLICATE_EVENT_ID;
             } else {

@@ -30,9 +30,11 @@ struct query_request {
     size_t channel_count; /* >= 1 after QUERY_OK */
     bool has_last_event_id;
     int64_t last_event_id;
+    const char *token; /* the first token= parameter, decoded; NULL when absent */
+    size_t token_len;
 };
 
-/* Parses qs[0..len) (without the '?'). Decoded names are written to
+/* Parses qs[0..len) (without the '?'). Decoded names and the token are written to
  * scratch, which must hold len bytes and must outlive *out; unknown
  * parameters are ignored. With no channel parameter the one channel is
  * "default" (a static string). Returns QUERY_OK or the first error. */

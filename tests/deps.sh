@@ -20,6 +20,9 @@ if [ "${1:-}" = test ]; then
         ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
         need+=(libclang-rt-14-dev)
     command -v python3 >/dev/null   || need+=(python3)
+    # PyJWT mints tokens in the access-control tests; Debian's modules are
+    # on Debian's interpreter, /usr/bin/python3.
+    /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||

@@ -335,6 +335,37 @@ struct id_case {
 };
 
 /* The Last-Event-ID header path: query_parse_event_id on its own. */
+/* token=: decoded into scratch, the first one counts, empty is present. */
+static void test_token_param(void)
+{
+    static const struct {
+        const char *qs;
+        const char *token; /* NULL: absent */
+    } tcases[] = {
+        {"channel=a", NULL},
+        {"token=abc.def.ghi&channel=a", "abc.def.ghi"},
+        {"channel=a&token=a%2Eb&channel=b", "a.b"},
+        {"token=first&token=second", "first"},
+        {"token=&token=second", ""},
+        {"token", ""},
+        {"%74oken=x", "x"},
+        {"tokens=x", NULL},
+    };
+    for (size_t i = 0; i < sizeof tcases / sizeof tcases[0]; i++) {
+        struct parse_result r;
+        parse(tcases[i].qs, strlen(tcases[i].qs), &r);
+        CHECK_INT(r.err, QUERY_OK);
+        CHECK((r.req.token == NULL) == (tcases[i].token == NULL));
+        if (r.req.token != NULL && tcases[i].token != NULL)
+            CHECK_MEM(r.req.token, r.req.token_len, tcases[i].token);
+        free(r.scratch);
+    }
+    struct parse_result r;
+    parse(S("token=%zz"), &r);
+    CHECK_INT(r.err, QUERY_ERR_BAD_ESCAPE);
+    free(r.scratch);
+}
+
 static void test_parse_event_id(void)
 {
     static const struct id_case ids[] = {
@@ -501,6 +532,7 @@ int main(void)
     RUN(test_channel_count_limit);
     RUN(test_query_length_limit);
     RUN(test_every_truncation);
+    RUN(test_token_param);
     RUN(test_parse_event_id);
     RUN(test_check_channel);
     RUN(test_every_single_byte);

@@ -1,0 +1,60 @@
+/* pattern: see pattern.h. */
+#include "pattern.h"
+
+#include <string.h>
+
+#include "query.h"
+
+bool pattern_is_valid(const char *p, size_t len)
+{
+    if (len == 0 || len > PATTERN_MAX_LEN)
+        return false;
+    if (p[len - 1] == '*') {
+        /* The prefix before the final '*' may be empty ("*": every channel). */
+        return len == 1 || query_check_channel(p, len - 1) == QUERY_OK;
+    }
+    return query_check_channel(p, len) == QUERY_OK;
+}
+
+bool pattern_matches(const char *p, size_t len, const char *channel, size_t channel_len)
+{
+    if (len > 0 && p[len - 1] == '*')
+        return channel_len >= len - 1 && memcmp(p, channel, len - 1) == 0;
+    return len == channel_len && memcmp(p, channel, len) == 0;
+}
+
+enum pattern_err pattern_set_add(struct pattern_set *set, const char *p, size_t len)
+{
+    if (!pattern_is_valid(p, len))
+        return PATTERN_ERR_INVALID;
+    for (size_t i = 0; i < set->count; i++)
+        if (set->lens[i] == len && memcmp(set->bytes[i], p, len) == 0)
+            return PATTERN_OK;
+    if (set->count == PATTERN_SET_MAX)
+        return PATTERN_ERR_FULL;
+    memcpy(set->bytes[set->count], p, len);
+    set->lens[set->count] = (unsigned char)len;
+    set->count++;
+    return PATTERN_OK;
+}
+
+bool pattern_set_covers(const struct pattern_set *set, const char *channel, size_t channel_len)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (pattern_matches(set->bytes[i], set->lens[i], channel, channel_len))
+            return true;
+    return false;
+}
+
+const char *pattern_strerror(enum pattern_err err)
+{
+    switch (err) {
+    case PATTERN_OK:
+        return "ok";
+    case PATTERN_ERR_INVALID:
+        return "a channel pattern must be a channel name, optionally ending in '*'";
+    case PATTERN_ERR_FULL:
+        return "more than 64 channel patterns";
+    }
+    return "unknown error";
+}
