@@ -7,13 +7,12 @@
 #include <string.h>
 #include <sys/signalfd.h>
 
-#include "query.h"
+#include "number.h"
 
 int cli_number(const char *prog, const char *flag, const char *s, long min, long max, long *out)
 {
     int64_t v;
-    /* The event-id parser is the one bounded integer parser we have. */
-    if (query_parse_event_id(s, strlen(s), &v) != QUERY_OK || v < min || v > max) {
+    if (!number_parse(s, strlen(s), max, &v) || v < min) {
         fprintf(stderr, "%s: %s wants a whole number from %ld to %ld, not '%s'\n", prog, flag, min,
                 max, s);
         return -1;

@@ -3,8 +3,9 @@
 #ifndef LITEPUSH_CLI_H
 #define LITEPUSH_CLI_H
 
-/* Parses s as a whole number in [min, max] (digits only: no sign, space or
- * suffix). On failure prints "PROG: FLAG wants ..." to stderr and returns -1. */
+/* Parses s as a whole number in [min, max] by number_parse's rule (digits
+ * only: no sign, space or suffix). On failure prints "PROG: FLAG wants ..."
+ * to stderr and returns -1. */
 int cli_number(const char *prog, const char *flag, const char *s, long min, long max, long *out);
 
 /* Ignores SIGPIPE (a vanished client shows up as EPIPE instead), blocks

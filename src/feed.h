@@ -60,6 +60,20 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
  * Returns STORE_OK or the read error (the owner should close). */
 enum store_err feed_replay_step(struct feed *f);
 
+/* Why a resume cannot start where the client asked (the reason field of
+ * litepush.reset). */
+#define FEED_RESET_AHEAD "ahead-of-log"    /* the id was never issued: log replaced */
+#define FEED_RESET_PRUNED "history-pruned" /* rows after the id were deleted */
+
+/* Where a resume after `requested` continues, given the log's bounds (b,
+ * from store_bounds on the feed's channels) and `seen`, the highest id the
+ * watcher has published. Returns the id to continue after and sets *reason
+ * to NULL when that is `requested` (no gap), or to FEED_RESET_AHEAD or
+ * FEED_RESET_PRUNED when a litepush.reset must go first. Pure: every case
+ * of the no-gap/no-duplicate contract is a row in tests/unit/test_feed.c. */
+int64_t feed_resume_point(int64_t requested, const struct store_bounds *b, int64_t seen,
+                          const char **reason);
+
 /* Unsubscribes and frees the names; safe on a zero-filled or closed feed. */
 void feed_close(struct feed *f);
 

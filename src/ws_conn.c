@@ -61,7 +61,6 @@ struct ws_conn {
     bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
     bool is_wr_shut; /* our close frame went out and we shut down writing */
-    bool is_peer_loopback;
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
@@ -388,9 +387,8 @@ static void publish(struct ws_conn *c, bool is_text)
                              : store_insert(sh->store, pub.channel, pub.channel_len, pub.event,
                                             pub.event_len, pub.data, pub.data_len, false, &id);
     } else {
-        const char *channel = c->feed.channel_count ? c->feed.channels[0] : "default";
-        size_t channel_len = c->feed.channel_count ? c->feed.channel_lens[0] : 7;
-        err = store_insert(sh->store, channel, channel_len, NULL, 0,
+        /* An open connection's feed has at least one channel. */
+        err = store_insert(sh->store, c->feed.channels[0], c->feed.channel_lens[0], NULL, 0,
                            c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
     }
     if (err == STORE_ERR_INPUT) {
@@ -567,7 +565,7 @@ static void on_io(struct loop_io *io, uint32_t events)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
+bool ws_conn_start(struct ws_shared *sh, int fd)
 {
     struct ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -578,7 +576,6 @@ bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
     c->sh = sh;
     c->io.fd = fd;
     c->io.on_ready = on_io;
-    c->is_peer_loopback = is_peer_loopback;
     c->since_ms = c->last_rx_ms = loop_now_ms(sh->loop);
     if (loop_io_add(sh->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
         close(fd);

@@ -39,7 +39,7 @@ enum ws_format { WS_FORMAT_TEXT = 0, WS_FORMAT_DEFLATE = 1 };
 
 /* Starts a connection on an accepted, non-blocking fd (taken over).
  * Returns false (fd closed) when out of memory or epoll refuses it. */
-bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback);
+bool ws_conn_start(struct ws_shared *sh, int fd);
 /* Writes what was queued; called for each dirty connection after a batch. */
 void ws_conn_flush(struct ws_conn *c);
 /* Pings, pong and handshake timeouts; called once a second. */

@@ -74,7 +74,6 @@ static const char USAGE[] =
 struct pending {
     struct pending *next;
     int fd;
-    bool is_loopback;
 };
 
 /* One event-loop thread. The listener touches only lock, head and
@@ -130,7 +129,7 @@ static void on_wake(struct loop_io *io, uint32_t events)
     while (list != NULL) {
         struct pending *p = list;
         list = p->next;
-        ws_server_adopt(w->server, p->fd, p->is_loopback);
+        ws_server_adopt(w->server, p->fd);
         free(p);
     }
     if (is_stopping)
@@ -175,15 +174,6 @@ static void worker_wake(struct worker *w)
 
 /* ---- listener ---------------------------------------------------------------- */
 
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return ss->ss_family == AF_UNIX;
-}
-
 static void refuse_full(int fd)
 {
     char resp[256];
@@ -223,7 +213,7 @@ static void on_accept(struct loop_io *io, uint32_t events)
             close(fd);
             continue;
         }
-        *p = (struct pending){.fd = fd, .is_loopback = is_loopback(&ss)};
+        *p = (struct pending){.fd = fd};
         struct worker *w = &m->workers[m->next_worker++ % m->worker_count];
         pthread_mutex_lock(&w->lock);
         p->next = w->head;

@@ -169,9 +169,9 @@ fail:
     return NULL;
 }
 
-bool ws_server_adopt(struct ws_server *srv, int fd, bool is_peer_loopback)
+bool ws_server_adopt(struct ws_server *srv, int fd)
 {
-    return ws_conn_start(&srv->shared, fd, is_peer_loopback);
+    return ws_conn_start(&srv->shared, fd);
 }
 
 void ws_server_free(struct ws_server *srv)

@@ -49,7 +49,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, const st
 /* Takes over an accepted non-blocking socket, already counted in
  * stats->connections_open. Returns false (fd closed, count taken back)
  * when it cannot. */
-bool ws_server_adopt(struct ws_server *srv, int fd, bool is_peer_loopback);
+bool ws_server_adopt(struct ws_server *srv, int fd);
 /* Closes every connection (close 1001, going away) and frees everything. */
 void ws_server_free(struct ws_server *srv);
 
