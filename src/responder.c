@@ -73,7 +73,9 @@ struct responder {
     struct stream *idle_head, *idle_tail;
     struct stream *dirty;
     struct stream *closing;
-    struct responder_stats stats;
+    struct responder_stats *stats;
+    /* This responder's counts not yet added to *stats (report_stats). */
+    uint64_t streams_total, streams_dropped_slow, events_sent, rows_reported;
 };
 
 static void on_stream_io(struct loop_io *io, uint32_t events);
@@ -178,13 +180,13 @@ static void queue_event(struct stream *s, struct payload *p)
         mark_closing(s, false);
         return;
     }
-    s->r->stats.events_sent++;
+    s->r->events_sent++;
     if (s->out.bytes > s->r->cfg.queue_cap) {
         fprintf(stderr,
                 "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
                 "client too slow; it will resume from the log\n",
                 s->io.fd, s->out.bytes, s->r->cfg.queue_cap);
-        s->r->stats.streams_dropped_slow++;
+        s->r->streams_dropped_slow++;
         mark_closing(s, false);
     }
 }
@@ -260,9 +262,7 @@ static void free_stream(struct stream *s)
     close(s->io.fd);
     outq_clear(&s->out);
     idle_unlink(r, s);
-    r->stats.streams_open--;
-    if (r->cfg.admitted != NULL)
-        atomic_fetch_sub(r->cfg.admitted, 1);
+    atomic_fetch_sub(&r->stats->streams_open, 1);
     free(s);
 }
 
@@ -287,9 +287,29 @@ static void after_batch(void *ctx)
     }
 }
 
+/* Adds this responder's counts to the process's. */
+static void report_stats(struct responder *r)
+{
+    struct responder_stats *st = r->stats;
+    struct watcher_stats ws = {0};
+    if (r->watcher != NULL)
+        watcher_get_stats(r->watcher, &ws);
+    atomic_fetch_add(&st->streams_total, r->streams_total);
+    atomic_fetch_add(&st->streams_dropped_slow, r->streams_dropped_slow);
+    atomic_fetch_add(&st->events_sent, r->events_sent);
+    atomic_fetch_add(&st->rows_seen, ws.rows_published - r->rows_reported);
+    r->streams_total = r->streams_dropped_slow = r->events_sent = 0;
+    r->rows_reported = ws.rows_published;
+    long long prev = atomic_load(&st->last_id);
+    while (ws.last_id > prev && !atomic_compare_exchange_weak(&st->last_id, &prev, ws.last_id))
+        ;
+    atomic_store(&st->watcher_lag_ms, ws.last_lag_ms);
+}
+
 static void on_tick(struct loop_timer *t)
 {
     struct responder *r = LOOP_CONTAINER(t, struct responder, tick);
+    report_stats(r);
     uint64_t now = loop_now_ms(r->loop);
     /* Oldest first; queue_payload moves each one to the tail. */
     struct stream *s;
@@ -331,8 +351,7 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     struct stream *s = calloc(1, sizeof *s);
     if (s == NULL) {
         close(req->fd);
-        if (r->cfg.admitted != NULL)
-            atomic_fetch_sub(r->cfg.admitted, 1);
+        atomic_fetch_sub(&r->stats->streams_open, 1);
         return;
     }
     s->r = r;
@@ -347,15 +366,13 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
         fprintf(stderr, "litepush: %s: fcntl: %s\n", __func__, strerror(errno));
         close(req->fd);
         free(s);
-        if (r->cfg.admitted != NULL)
-            atomic_fetch_sub(r->cfg.admitted, 1);
+        atomic_fetch_sub(&r->stats->streams_open, 1);
         return;
     }
     s->io.on_ready = on_stream_io;
     s->request_id = req->request_id;
     s->last_queued_ms = loop_now_ms(r->loop);
-    r->stats.streams_open++;
-    r->stats.streams_total++;
+    r->streams_total++;
     idle_append(r, s);
     if (loop_io_add(r->loop, &s->io, EPOLLIN | EPOLLRDHUP) != 0 || !queue_headers(s))
         goto fail;
@@ -382,7 +399,8 @@ static void on_log_replaced(void *ctx)
 }
 
 struct responder *responder_new(struct loop *loop, struct store *store,
-                                const struct responder_config *cfg, char *err, size_t err_cap)
+                                const struct responder_config *cfg, struct responder_stats *stats,
+                                char *err, size_t err_cap)
 {
     struct responder *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -392,6 +410,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     r->loop = loop;
     r->store = store;
     r->cfg = *cfg;
+    r->stats = stats;
     r->tick.on_due = on_tick;
     r->hub = hub_new(ENCODERS, 1, NULL);
     r->heartbeat = payload_new(SSE_HEARTBEAT_LEN);
@@ -421,6 +440,7 @@ void responder_free(struct responder *r)
             mark_closing(s, true);
     r->dirty = NULL;
     after_batch(r);
+    report_stats(r);
     loop_timer_cancel(r->loop, &r->tick);
     watcher_free(r->watcher);
     hub_free(r->hub);
@@ -428,13 +448,3 @@ void responder_free(struct responder *r)
     free(r);
 }
 
-void responder_get_stats(const struct responder *r, struct responder_stats *out)
-{
-    *out = r->stats;
-    struct watcher_stats ws = {0};
-    if (r->watcher)
-        watcher_get_stats(r->watcher, &ws);
-    out->last_id = ws.last_id;
-    out->rows_seen = ws.rows_published;
-    out->watcher_lag_ms = ws.last_lag_ms;
-}
