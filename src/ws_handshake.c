@@ -64,6 +64,8 @@ static const struct {
     [WS_HANDSHAKE_ERR_ORIGIN] = {400, "Origin sent more than once"},
     [WS_HANDSHAKE_ERR_PROTOCOL] = {400, "bad or too many Sec-WebSocket-Protocol values"},
     [WS_HANDSHAKE_ERR_EXTENSIONS] = {400, "too many Sec-WebSocket-Extensions headers"},
+    [WS_HANDSHAKE_ERR_AUTHORIZATION] = {400, "Authorization sent more than once"},
+    [WS_HANDSHAKE_ERR_COOKIES] = {400, "too many Cookie headers"},
 };
 
 const char *ws_handshake_strerror(enum ws_handshake_err err)
@@ -193,7 +195,7 @@ static size_t find_blank_line(const char *buf, size_t from, size_t limit)
 
 /* What parse_header saw, for the checks that need all headers. */
 struct seen {
-    unsigned host, key, version, origin;
+    unsigned host, key, version, origin, authorization;
     bool has_upgrade_websocket;
     bool has_connection_upgrade;
     struct ws_handshake_slice version_value;
@@ -328,6 +330,19 @@ static enum ws_handshake_err parse_header(struct ws_handshake_slice line,
         if (++seen->origin > 1)
             return WS_HANDSHAKE_ERR_ORIGIN;
         req->origin = value;
+    } else if (ci_equal(name.ptr, name.len, "authorization")) {
+        /* RFC 7235 §4.2 defines one credential: two would be ambiguous
+         * (access.h: the first credential found counts). */
+        if (++seen->authorization > 1)
+            return WS_HANDSHAKE_ERR_AUTHORIZATION;
+        req->authorization = value;
+    } else if (ci_equal(name.ptr, name.len, "cookie")) {
+        if (req->cookie_count == WS_HANDSHAKE_COOKIE_HEADERS_MAX)
+            return WS_HANDSHAKE_ERR_COOKIES;
+        req->cookies[req->cookie_count++] = value;
+    } else if (ci_equal(name.ptr, name.len, "x-forwarded-for")) {
+        /* A proxy appends to the last line; only a trusted proxy's is read. */
+        req->forwarded_for = value;
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-protocol")) {
         return add_protocols(value, req);
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-extensions")) {
@@ -579,6 +594,23 @@ long ws_handshake_write_error(char *out, size_t cap, int status, const char *rea
         put(&o, "\r\n");
     }
     put(&o, "\r\n");
+    put(&o, reason);
+    put(&o, "\n");
+    return out_result(&o);
+}
+
+long ws_handshake_write_unauthorized(char *out, size_t cap, const char *challenge,
+                                     const char *reason)
+{
+    struct out o = {out, cap, 0, false};
+    if (reason == NULL || !is_safe_text(reason, strlen(reason)) || challenge == NULL ||
+        !is_safe_text(challenge, strlen(challenge)))
+        return -1;
+    put(&o, "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: ");
+    put_uint(&o, strlen(reason) + 1);
+    put(&o, "\r\nWWW-Authenticate: ");
+    put(&o, challenge);
+    put(&o, "\r\nConnection: close\r\n\r\n");
     put(&o, reason);
     put(&o, "\n");
     return out_result(&o);

@@ -17,6 +17,8 @@
 /* Sec-WebSocket-Extensions header lines kept (400 beyond); each line may
  * carry several comma-separated offers. */
 #define WS_HANDSHAKE_EXTENSION_HEADERS_MAX 8
+/* Cookie header lines kept (400 beyond); RFC 6265 §5.4 sends one. */
+#define WS_HANDSHAKE_COOKIE_HEADERS_MAX 4
 /* Length of a Sec-WebSocket-Accept value: base64 of a 20-byte SHA-1. */
 #define WS_HANDSHAKE_ACCEPT_LEN 28
 /* A buffer this large always holds the response string of
@@ -49,6 +51,8 @@ enum ws_handshake_err {
     WS_HANDSHAKE_ERR_ORIGIN,           /* Origin repeated */
     WS_HANDSHAKE_ERR_PROTOCOL,         /* bad or too many subprotocol names */
     WS_HANDSHAKE_ERR_EXTENSIONS,       /* too many Sec-WebSocket-Extensions lines */
+    WS_HANDSHAKE_ERR_AUTHORIZATION,    /* Authorization sent twice */
+    WS_HANDSHAKE_ERR_COOKIES,          /* too many Cookie lines */
 };
 
 /* A byte range inside the caller's buffer; ptr is NULL when absent. */
@@ -75,6 +79,11 @@ struct ws_handshake_req {
     struct ws_handshake_slice host;          /* Host value (never empty) */
     struct ws_handshake_slice key;           /* Sec-WebSocket-Key as sent (24 chars) */
     struct ws_handshake_slice origin;        /* Origin; ptr NULL when absent */
+    struct ws_handshake_slice authorization; /* Authorization; ptr NULL when absent */
+    struct ws_handshake_slice forwarded_for; /* the last X-Forwarded-For line; NULL when absent */
+    /* Cookie lines in order (one from a browser; a proxy may split them). */
+    struct ws_handshake_slice cookies[WS_HANDSHAKE_COOKIE_HEADERS_MAX];
+    size_t cookie_count;
     /* Offered subprotocols in the client's order of preference, all
      * Sec-WebSocket-Protocol lines combined (RFC 7230 §3.2.2). */
     struct ws_handshake_slice protocols[WS_HANDSHAKE_PROTOCOLS_MAX];
@@ -135,6 +144,13 @@ long ws_handshake_write_101(char *out, size_t cap, const struct ws_handshake_req
  * short buffer. */
 long ws_handshake_write_error(char *out, size_t cap, int status, const char *reason,
                               unsigned retry_after_s);
+
+/* Writes a 401 refusal (RFC 7235 §3.1) into out[0..cap): challenge is the
+ * WWW-Authenticate value (RFC 6750 §3, e.g. Bearer error="invalid_token"),
+ * reason the one-line text/plain body; the connection closes. Returns the
+ * length (a NUL follows it), or -1 for a control byte or a short buffer. */
+long ws_handshake_write_unauthorized(char *out, size_t cap, const char *challenge,
+                                     const char *reason);
 
 /* permessage-deflate (RFC 7692 §7): what the server agreed to. */
 struct ws_handshake_pmd {

@@ -617,6 +617,56 @@ static void test_full_handshake_with_deflate(void)
               "\r\n");
 }
 
+/* Credentials and the forwarded client address, for access control. */
+static void test_credentials(void)
+{
+    static const char base[] = "GET /ws?channel=a HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n";
+    char buf[1024];
+    struct ws_handshake_req req;
+    snprintf(buf, sizeof buf, "%sAuthorization: Bearer a.b.c \r\nCookie: x=1\r\n"
+             "Cookie: litepush_token=t\r\nX-Forwarded-For: 10.0.0.1\r\n"
+             "X-Forwarded-For: 192.0.2.7, 203.0.113.1\r\n\r\n", base);
+    CHECK_INT(parse_str(buf, &req), strlen(buf));
+    CHECK_MEM(req.authorization.ptr, req.authorization.len, "Bearer a.b.c");
+    CHECK_INT(req.cookie_count, 2);
+    CHECK_MEM(req.cookies[1].ptr, req.cookies[1].len, "litepush_token=t");
+    CHECK_MEM(req.forwarded_for.ptr, req.forwarded_for.len, "192.0.2.7, 203.0.113.1");
+    snprintf(buf, sizeof buf, "%s\r\n", base);
+    CHECK_INT(parse_str(buf, &req), strlen(buf));
+    CHECK(req.authorization.ptr == NULL && req.forwarded_for.ptr == NULL);
+    CHECK_INT(req.cookie_count, 0);
+    snprintf(buf, sizeof buf, "%sAuthorization: Bearer x\r\nauthorization: Bearer y\r\n\r\n", base);
+    CHECK_INT(parse_str(buf, &req), WS_HANDSHAKE_INVALID);
+    CHECK_INT(req.err, WS_HANDSHAKE_ERR_AUTHORIZATION);
+    CHECK_INT(ws_handshake_status(req.err), 400);
+    /* Cookie lines: the limit, and one more. */
+    int n = snprintf(buf, sizeof buf, "%s", base);
+    for (int i = 0; i < WS_HANDSHAKE_COOKIE_HEADERS_MAX; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "Cookie: c%d=1\r\n", i);
+    snprintf(buf + n, sizeof buf - (size_t)n, "\r\n");
+    CHECK_INT(parse_str(buf, &req), strlen(buf));
+    snprintf(buf + n, sizeof buf - (size_t)n, "Cookie: more=1\r\n\r\n");
+    CHECK_INT(parse_str(buf, &req), WS_HANDSHAKE_INVALID);
+    CHECK_INT(req.err, WS_HANDSHAKE_ERR_COOKIES);
+
+    char out[256];
+    long len = ws_handshake_write_unauthorized(out, sizeof out, "Bearer error=\"invalid_token\"",
+                                               "token expired");
+    CHECK_MEM(out, len,
+              "HTTP/1.1 401 Unauthorized\r\n"
+              "Content-Type: text/plain\r\n"
+              "Content-Length: 14\r\n"
+              "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+              "Connection: close\r\n"
+              "\r\n"
+              "token expired\n");
+    CHECK_INT(ws_handshake_write_unauthorized(out, sizeof out, "Bearer\r\nX: y", "r"), -1);
+    CHECK_INT(ws_handshake_write_unauthorized(out, sizeof out, "Bearer", "a\nb"), -1);
+    CHECK_INT(ws_handshake_write_unauthorized(out, 40, "Bearer", "short"), -1);
+}
+
 int main(void)
 {
     RUN(test_rfc_accept_vector);
@@ -634,5 +684,6 @@ int main(void)
     RUN(test_pmd_negotiation_table);
     RUN(test_pmd_policy_and_many_values);
     RUN(test_full_handshake_with_deflate);
+    RUN(test_credentials);
     TEST_MAIN_END();
 }
