@@ -73,10 +73,10 @@ struct access_verdict {
 void access_decide(struct json *j, const struct access_policy *policy,
                    const struct access_request *req, struct access_verdict *out);
 
-/* True when a client holding v may publish to channel: always when access
- * control is off (keys == NULL), else only when v's token has a publish
- * pattern covering it (--public opens channels for reading only). */
-bool access_may_publish(const struct access_policy *policy, const struct token_claims *claims,
+/* True when a client may publish to channel: always when access control is
+ * off (keys == NULL), else only when its token's publish patterns (NULL:
+ * none) cover it (--public opens channels for reading only). */
+bool access_may_publish(const struct access_policy *policy, const struct pattern_set *publish,
                         const char *channel, size_t channel_len);
 
 /* True for event names the server keeps for itself ("litepush." prefix). */

@@ -8,6 +8,10 @@
  * hub, so a row is fanned out by every core at once. The main thread only
  * waits for signals.
  *
+ * Access control (access.h) is decided on the accept thread, before the
+ * request is handed over: a refusal is answered there through libfcgi, and
+ * nothing is streamed. Each accept thread has its own struct json.
+ *
  * NOTES: libfcgi is told to forget a request after its parameters are read
  * (FCGX_Free without close, ipcFd reset), so the socket then belongs to the
  * loop, which writes FastCGI records on it without blocking. */
@@ -22,9 +26,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "cli.h"
+#include "json.h"
+#include "keys.h"
 #include "listen.h"
 #include "loop.h"
 #include "pool.h"
@@ -34,11 +42,15 @@
 #define ACCEPT_THREADS 4
 #define LISTEN_BACKLOG 4096
 #define MAX_WORKERS 64
+#define MAX_CORS_ORIGINS 32
+/* Bytes of the extra response headers (CORS) of one request. */
+#define EXTRA_HEADERS_MAX (LIMITS_ORIGIN_MAX + 160)
 
 static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
-    "                     [--max-streams N] [--threads N]\n"
+    "                     [--max-streams N] [--threads N] [--auth-keys PATH]\n"
+    "                     [--public PATTERN]... [--cors-origin ORIGIN]...\n"
     "\n"
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
@@ -55,16 +67,26 @@ static const char USAGE[] =
     "                     (default 18000; each stream is one open file)\n"
     "  --threads N        event loops sharing the streams (default: the number\n"
     "                     of CPUs, at most 64)\n"
+    "  --auth-keys PATH   turn on access control: 'KID SECRET' or 'SECRET' lines\n"
+    "                     (secrets of 32 bytes or more); every channel then needs\n"
+    "                     an HS256 token (Authorization: Bearer, ?token=, or the\n"
+    "                     cookie litepush_token) unless --public lists it\n"
+    "  --public PATTERN   channels readable without a token (repeatable): a name,\n"
+    "                     or a prefix ending in '*'\n"
+    "  --cors-origin ORIGIN  let pages from ORIGIN read streams (repeatable; '*' only\n"
+    "                     without --auth-keys); OPTIONS preflights get 204\n"
     "  --help             this text\n"
     "\n"
     "GET <any path ending in>/stats answers counters as text (e.g. /events/stats).\n"
-    "SIGTERM or SIGINT end every stream cleanly and exit; SIGUSR1 logs counters.\n";
+    "SIGTERM or SIGINT end every stream cleanly and exit; SIGHUP re-reads the\n"
+    "--auth-keys file (streams stay open); SIGUSR1 logs counters.\n";
 
 /* A request on its way from an accept thread to a worker. */
 struct handoff_item {
     struct pool_item item;
     struct responder_request req;
-    char scratch[]; /* decoded query; req.query points into it */
+    char headers[EXTRA_HEADERS_MAX]; /* req.extra_headers */
+    char scratch[];                  /* decoded query; req.query points into it */
 };
 
 /* What the accept threads, the workers and the main thread share. */
@@ -74,18 +96,116 @@ struct app {
     struct responder_stats stats;
     size_t max_streams;
     int listen_fd;
+    struct access_policy access;
+    struct keyring *keys; /* --auth-keys, or NULL */
+    struct pattern_set public_set;
+    const char *cors[MAX_CORS_ORIGINS];
+    size_t cors_count;
 };
 
 static void reply_error(FCGX_Request *req, const char *status, const char *extra,
                         const char *reason)
 {
-    char text[512];
+    char text[1280];
     int n = snprintf(text, sizeof text,
                      "Status: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Cache-Control: no-cache\r\n%s\r\n%s\n",
                      status, extra, reason);
+    if (n < 0 || (size_t)n >= sizeof text)
+        n = snprintf(text, sizeof text, "Status: %s\r\n\r\n", status);
     FCGX_PutStr(text, n, req->out);
     FCGX_Finish_r(req);
+}
+
+/* The CORS response headers for this request into out (empty without
+ * --cors-origin). A listed Origin gets itself back with credentials
+ * allowed (Fetch standard, CORS protocol); Vary: Origin goes on every answer
+ * so that a cache never hands one origin's answer to another. */
+static void cors_headers(const struct app *app, FCGX_Request *req, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (app->cors_count == 0)
+        return;
+    const char *origin = FCGX_GetParam("HTTP_ORIGIN", req->envp);
+    size_t len = origin ? strlen(origin) : 0;
+    bool is_listed = origin != NULL && len <= LIMITS_ORIGIN_MAX &&
+                     strpbrk(origin, "\r\n") == NULL &&
+                     access_origin_listed(app->cors, app->cors_count, origin, len);
+    if (is_listed)
+        snprintf(out, cap,
+                 "Access-Control-Allow-Origin: %s\r\n"
+                 "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
+                 origin);
+    else
+        snprintf(out, cap, "Vary: Origin\r\n");
+}
+
+/* A CORS preflight: 204, without a token (Fetch: a preflight carries no
+ * credentials), allowing GET and the two headers an EventSource polyfill
+ * or fetch() may send. */
+static void reply_preflight(FCGX_Request *req, const char *cors)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "Status: 204 No Content\r\n%s"
+                     "Access-Control-Allow-Methods: GET\r\n"
+                     "Access-Control-Allow-Headers: Authorization, Last-Event-ID\r\n"
+                     "Access-Control-Max-Age: 600\r\n\r\n",
+                     cors);
+    FCGX_PutStr(text, n, req->out);
+    FCGX_Finish_r(req);
+}
+
+static bool is_loopback_text(const char *addr)
+{
+    return addr != NULL && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+                            strncmp(addr, "::ffff:127.", 11) == 0);
+}
+
+/* Decides access for a parsed request. Returns true when it may stream,
+ * with the expiry set; otherwise answers 401 or 403 and logs why. */
+static bool check_access(FCGX_Request *req, struct app *app, struct json *j,
+                         struct handoff_item *h)
+{
+    const char *auth = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
+    const char *cookie = FCGX_GetParam("HTTP_COOKIE", req->envp);
+    const struct query_request *q = &h->req.query;
+    struct access_request ar = {
+        .authorization = auth,
+        .authorization_len = auth ? strlen(auth) : 0,
+        .query_token = q->token,
+        .query_token_len = q->token_len,
+        .cookie = cookie,
+        .cookie_len = cookie ? strlen(cookie) : 0,
+        .channels = q->channels,
+        .channel_lens = q->channel_lens,
+        .channel_count = q->channel_count,
+        .now_s = (int64_t)time(NULL),
+    };
+    /* Large (two pattern sets): one per thread rather than on the stack. */
+    static _Thread_local struct access_verdict v;
+    access_decide(j, &app->access, &ar, &v);
+    if (v.status == 0) {
+        h->req.expires_at_s = v.has_claims ? v.claims.exp : 0;
+        return true;
+    }
+    const char *peer = FCGX_GetParam("REMOTE_ADDR", req->envp);
+    const char *xff = FCGX_GetParam("HTTP_X_FORWARDED_FOR", req->envp);
+    char client[80], line[1024];
+    access_client(peer, is_loopback_text(peer), xff, xff ? strlen(xff) : 0, client,
+                  sizeof client);
+    access_log_line(&v, client, q->channels, q->channel_lens, q->channel_count, line,
+                    sizeof line);
+    fprintf(stderr, "litepush.fcgi: %s\n", line);
+    char extra[EXTRA_HEADERS_MAX + 64];
+    if (v.status == 401) {
+        snprintf(extra, sizeof extra, "WWW-Authenticate: %s\r\n%s", v.www_authenticate,
+                 h->headers);
+        reply_error(req, "401 Unauthorized", extra, v.reason);
+    } else {
+        reply_error(req, "403 Forbidden", h->headers, v.reason);
+    }
+    return false;
 }
 
 /* True for GET <prefix>/stats: the request URI's path ends in "/stats". */
@@ -118,11 +238,19 @@ static void reply_stats(FCGX_Request *req, struct app *app)
 }
 
 /* Reads one request; returns a handoff item, or NULL after answering it. */
-static struct handoff_item *take_request(FCGX_Request *req, struct app *app)
+static struct handoff_item *take_request(FCGX_Request *req, struct app *app, struct json *j)
 {
+    char cors[EXTRA_HEADERS_MAX];
+    cors_headers(app, req, cors, sizeof cors);
     const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
+    if (method != NULL && strcmp(method, "OPTIONS") == 0) {
+        reply_preflight(req, cors);
+        return NULL;
+    }
     if (method == NULL || strcmp(method, "GET") != 0) {
-        reply_error(req, "405 Method Not Allowed", "Allow: GET\r\n", "only GET is served here");
+        char extra[EXTRA_HEADERS_MAX + 32];
+        snprintf(extra, sizeof extra, "Allow: GET, OPTIONS\r\n%s", cors);
+        reply_error(req, "405 Method Not Allowed", extra, "only GET is served here");
         return NULL;
     }
     if (is_stats_request(req)) {
@@ -138,6 +266,8 @@ static struct handoff_item *take_request(FCGX_Request *req, struct app *app)
         reply_error(req, "503 Service Unavailable", "Retry-After: 5\r\n", "out of memory");
         return NULL;
     }
+    memcpy(h->headers, cors, sizeof cors);
+    h->req.extra_headers = h->headers;
     enum query_err err = query_parse(qs, qs_len, h->scratch, &h->req.query);
     /* An empty Last-Event-ID is what a client sends before it saw any id. */
     const char *header = FCGX_GetParam("HTTP_LAST_EVENT_ID", req->envp);
@@ -146,7 +276,11 @@ static struct handoff_item *take_request(FCGX_Request *req, struct app *app)
         err = query_parse_event_id(header, strlen(header), &h->req.header_id);
     }
     if (err != QUERY_OK) {
-        reply_error(req, "400 Bad Request", "", query_strerror(err));
+        reply_error(req, "400 Bad Request", h->headers, query_strerror(err));
+        free(h);
+        return NULL;
+    }
+    if (!check_access(req, app, j, h)) {
         free(h);
         return NULL;
     }
@@ -170,6 +304,12 @@ static struct handoff_item *take_request(FCGX_Request *req, struct app *app)
 static void *accept_thread(void *arg)
 {
     struct app *app = arg;
+    char err[256];
+    struct json *j = json_open(err, sizeof err);
+    if (j == NULL) {
+        fprintf(stderr, "litepush.fcgi: accept thread: %s\n", err);
+        return NULL;
+    }
     FCGX_Request req;
     FCGX_InitRequest(&req, app->listen_fd, 0);
     for (;;) {
@@ -178,7 +318,7 @@ static void *accept_thread(void *arg)
                 usleep(10000); /* EMFILE and friends: do not spin */
             continue;
         }
-        struct handoff_item *h = take_request(&req, app);
+        struct handoff_item *h = take_request(&req, app, j);
         if (h != NULL)
             pool_hand(app->pool, &h->item);
     }
@@ -219,6 +359,18 @@ static void log_stats(void *ctx)
             atomic_load(&st->events_sent), atomic_load(&st->last_id));
 }
 
+/* SIGHUP: re-read the key file; a file that does not parse leaves the
+ * keys in force (streams are never touched either way). */
+static void reload_keys(void *ctx)
+{
+    struct app *app = ctx;
+    char err[512];
+    if (keyring_reload(app->keys, err, sizeof err))
+        fprintf(stderr, "litepush.fcgi: SIGHUP: key file re-read\n");
+    else
+        fprintf(stderr, "litepush.fcgi: SIGHUP: %s; the old keys stay in force\n", err);
+}
+
 static int fd_is_socket(int fd)
 {
     int type;
@@ -229,7 +381,8 @@ static int fd_is_socket(int fd)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL;
+    const char *listen_spec = NULL, *keys_path = NULL;
+    static struct app app;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
@@ -239,6 +392,9 @@ int main(int argc, char **argv)
                                          {"queue-bytes", required_argument, NULL, 'q'},
                                          {"max-streams", required_argument, NULL, 'm'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"auth-keys", required_argument, NULL, 'k'},
+                                         {"public", required_argument, NULL, 'P'},
+                                         {"cors-origin", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -267,6 +423,28 @@ int main(int argc, char **argv)
         case 't':
             bad = cli_number("litepush.fcgi", "--threads", optarg, 1, MAX_WORKERS, &threads);
             break;
+        case 'k':
+            keys_path = optarg;
+            break;
+        case 'P': {
+            enum pattern_err perr = pattern_set_add(&app.public_set, optarg, strlen(optarg));
+            if (perr != PATTERN_OK) {
+                fprintf(stderr, "litepush.fcgi: --public '%s': %s\n", optarg,
+                        pattern_strerror(perr));
+                bad = 1;
+            }
+            break;
+        }
+        case 'o':
+            if (app.cors_count == MAX_CORS_ORIGINS || strlen(optarg) > LIMITS_ORIGIN_MAX ||
+                strpbrk(optarg, "\r\n") != NULL) {
+                fprintf(stderr, "litepush.fcgi: at most %d --cors-origin values of %d bytes\n",
+                        MAX_CORS_ORIGINS, LIMITS_ORIGIN_MAX);
+                bad = 1;
+            } else {
+                app.cors[app.cors_count++] = optarg;
+            }
+            break;
         case 'h':
             fputs(USAGE, stdout);
             return 0;
@@ -292,7 +470,20 @@ int main(int argc, char **argv)
         threads = MAX_WORKERS;
 
     char err[512];
-    static struct app app;
+    bool has_any_origin = false;
+    for (size_t i = 0; i < app.cors_count; i++)
+        has_any_origin |= strcmp(app.cors[i], "*") == 0;
+    if (keys_path != NULL && has_any_origin) {
+        fputs("litepush.fcgi: --cors-origin '*' cannot be used with --auth-keys: name the\n"
+              "origins whose pages may read streams with credentials\n",
+              stderr);
+        return 2;
+    }
+    if (keys_path != NULL && (app.keys = keyring_open(keys_path, err, sizeof err)) == NULL) {
+        fprintf(stderr, "litepush.fcgi: %s\n", err);
+        return 1;
+    }
+    app.access = (struct access_policy){.keys = app.keys, .public = &app.public_set};
     app.max_streams = (size_t)max_streams;
     app.cfg = (struct responder_config){.heartbeat_ms = (unsigned)heartbeat_s * 1000,
                                         .retry_ms = (unsigned)retry_ms,
@@ -337,8 +528,11 @@ int main(int argc, char **argv)
         }
         pthread_detach(t);
     }
-    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads)\n", db,
-            listen_spec ? listen_spec : "fd 0", heartbeat_s, threads);
+    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads%s)\n", db,
+            listen_spec ? listen_spec : "fd 0", heartbeat_s, threads,
+            app.keys ? ", access control on" : "");
+    if (app.keys != NULL)
+        pool_on_hup(app.pool, reload_keys, &app);
     int rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
     pool_stop(app.pool);
     log_stats(&app);

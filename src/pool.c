@@ -51,6 +51,8 @@ struct pool {
     const char *prog;
     pool_signal_fn *on_usr1;
     void *usr1_ctx;
+    pool_signal_fn *on_hup; /* NULL: SIGHUP ends the program like SIGTERM */
+    void *hup_ctx;
 };
 
 static void wake(struct worker *w)
@@ -121,6 +123,8 @@ static void on_signal(struct loop_io *io, uint32_t events)
         if (si.ssi_signo == SIGUSR1) {
             if (pool->on_usr1 != NULL)
                 pool->on_usr1(pool->usr1_ctx);
+        } else if (si.ssi_signo == SIGHUP && pool->on_hup != NULL) {
+            pool->on_hup(pool->hup_ctx);
         } else {
             fprintf(stderr, "%s: signal %u: closing connections and exiting\n", pool->prog,
                     si.ssi_signo);
@@ -190,6 +194,12 @@ void pool_hand(struct pool *pool, struct pool_item *item)
     w->tail = item;
     pthread_mutex_unlock(&w->lock);
     wake(w);
+}
+
+void pool_on_hup(struct pool *pool, pool_signal_fn *on_hup, void *ctx)
+{
+    pool->on_hup = on_hup;
+    pool->hup_ctx = ctx;
 }
 
 int pool_run(struct pool *pool, const char *prog, pool_signal_fn *on_usr1, void *ctx)

@@ -60,7 +60,11 @@ bool pool_start(struct pool *pool, char *err, size_t err_cap);
  * ops->adopt(server, item) on its thread, in the order items were handed. */
 void pool_hand(struct pool *pool, struct pool_item *item);
 
-/* Runs the main loop until SIGTERM, SIGINT or SIGHUP (logged, named by
+/* Makes SIGHUP call on_hup(ctx) on the main thread (re-read the key file)
+ * instead of ending the program. Call before pool_run. */
+void pool_on_hup(struct pool *pool, pool_signal_fn *on_hup, void *ctx);
+
+/* Runs the main loop until SIGTERM, SIGINT or SIGHUP (unless pool_on_hup) (logged, named by
  * prog), calling on_usr1(ctx) for each SIGUSR1. Returns 0, or -1 when the
  * loop failed. */
 int pool_run(struct pool *pool, const char *prog, pool_signal_fn *on_usr1, void *ctx);

@@ -14,6 +14,11 @@
  * tick once a second sends a comment to those idle for heartbeat_ms, so the
  * cost is proportional to the streams that need one.
  *
+ * Token expiry: a stream admitted with a token sits in a min-heap by its
+ * exp (deadline.h), and one timer per responder is armed for the earliest;
+ * at exp the stream gets a litepush.expired event and a clean end. The
+ * clock is the wall clock, as exp is.
+ *
  * NOTES: after libfcgi hands over, bytes from the web server (the empty
  * FCGI_STDIN record, FCGI_ABORT_REQUEST) are read and discarded; end of file
  * or a socket error is what ends a stream, which is how Apache and lighttpd
@@ -28,9 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
+#include "deadline.h"
 #include "feed.h"
 #include "fcgi_record.h"
 #include "hub.h"
@@ -59,6 +66,7 @@ struct stream {
     struct stream *idle_prev, *idle_next; /* by last_queued_ms, oldest first */
     struct stream *dirty_next;
     struct stream *closing_next;
+    struct deadline expiry; /* in r->expiries while the stream has a token */
 };
 
 struct responder {
@@ -73,6 +81,9 @@ struct responder {
     struct stream *idle_head, *idle_tail;
     struct stream *dirty;
     struct stream *closing;
+    struct deadline_heap expiries;
+    struct loop_timer expiry_timer;
+    struct payload *expired;
     struct responder_stats *stats;
     /* This responder's counts not yet added to *stats (report_stats). */
     uint64_t streams_total, streams_dropped_slow, events_sent, rows_reported;
@@ -262,8 +273,47 @@ static void free_stream(struct stream *s)
     close(s->io.fd);
     outq_clear(&s->out);
     idle_unlink(r, s);
+    deadline_remove(&r->expiries, &s->expiry);
     atomic_fetch_sub(&r->stats->streams_open, 1);
     free(s);
+}
+
+/* ---- token expiry ------------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Arms the expiry timer for the earliest deadline, if any. */
+static void arm_expiry(struct responder *r)
+{
+    struct deadline *first = deadline_first(&r->expiries);
+    if (first == NULL) {
+        loop_timer_cancel(r->loop, &r->expiry_timer);
+        return;
+    }
+    int64_t delay = first->at * 1000 - wall_ms();
+    loop_timer_arm(r->loop, &r->expiry_timer, delay > 0 ? (uint64_t)delay : 0);
+}
+
+static void on_expiry(struct loop_timer *t)
+{
+    struct responder *r = LOOP_CONTAINER(t, struct responder, expiry_timer);
+    int64_t now = wall_ms();
+    struct deadline *d;
+    while ((d = deadline_first(&r->expiries)) != NULL && d->at * 1000 <= now) {
+        deadline_remove(&r->expiries, d);
+        struct stream *s = LOOP_CONTAINER(d, struct stream, expiry);
+        if (s->is_closing)
+            continue;
+        /* A stream never outlives its token (README, access control). */
+        queue_payload(s, r->expired);
+        mark_closing(s, true);
+    }
+    arm_expiry(r);
 }
 
 /* The after-batch hook: flush what was queued, then free closed streams. */
@@ -327,15 +377,18 @@ static void on_tick(struct loop_timer *t)
     loop_timer_arm(r->loop, &r->tick, TICK_MS);
 }
 
-static bool queue_headers(struct stream *s)
+static bool queue_headers(struct stream *s, const char *extra)
 {
-    char head[256];
+    char head[1024];
     int n = snprintf(head, sizeof head,
                      "Status: 200 OK\r\n"
                      "Content-Type: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\n"
                      "X-Accel-Buffering: no\r\n"
-                     "\r\n");
+                     "%s\r\n",
+                     extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof head - 32)
+        return false;
     n += (int)sse_encode_retry(s->r->cfg.retry_ms, head + n, sizeof head - (size_t)n);
     struct payload *p = payload_new((size_t)n);
     if (p == NULL)
@@ -374,7 +427,7 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     s->last_queued_ms = loop_now_ms(r->loop);
     r->streams_total++;
     idle_append(r, s);
-    if (loop_io_add(r->loop, &s->io, EPOLLIN | EPOLLRDHUP) != 0 || !queue_headers(s))
+    if (loop_io_add(r->loop, &s->io, EPOLLIN | EPOLLRDHUP) != 0 || !queue_headers(s, req->extra_headers))
         goto fail;
     /* The Last-Event-ID header wins: a browser reconnects with the URL it
      * started with (lastEventId from then) and a newer header. */
@@ -382,6 +435,12 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     int64_t resume_id = req->has_header_id ? req->header_id : req->query.last_event_id;
     if (!feed_open(&s->feed, &r->source, &req->query, has_resume, resume_id, 0, on_feed_row))
         goto fail;
+    if (req->expires_at_s != 0) {
+        if (!deadline_add(&r->expiries, &s->expiry, req->expires_at_s))
+            goto fail;
+        if (deadline_first(&r->expiries) == &s->expiry)
+            arm_expiry(r);
+    }
     mark_dirty(s);
     return;
 fail:
@@ -412,13 +471,16 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     r->cfg = *cfg;
     r->stats = stats;
     r->tick.on_due = on_tick;
+    r->expiry_timer.on_due = on_expiry;
     r->hub = hub_new(ENCODERS, 1, NULL);
     r->heartbeat = payload_new(SSE_HEARTBEAT_LEN);
-    if (r->hub == NULL || r->heartbeat == NULL) {
+    r->expired = payload_new(SSE_EXPIRED_LEN);
+    if (r->hub == NULL || r->heartbeat == NULL || r->expired == NULL) {
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
     memcpy(r->heartbeat->bytes, SSE_HEARTBEAT, SSE_HEARTBEAT_LEN);
+    memcpy(r->expired->bytes, SSE_EXPIRED, SSE_EXPIRED_LEN);
     r->watcher = watcher_new(loop, store, r->hub, on_log_replaced, r, err, err_cap);
     if (r->watcher == NULL)
         goto fail;
@@ -442,6 +504,9 @@ void responder_free(struct responder *r)
     after_batch(r);
     report_stats(r);
     loop_timer_cancel(r->loop, &r->tick);
+    loop_timer_cancel(r->loop, &r->expiry_timer);
+    deadline_heap_free(&r->expiries);
+    payload_unref(r->expired);
     watcher_free(r->watcher);
     hub_free(r->hub);
     payload_unref(r->heartbeat);

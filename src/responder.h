@@ -31,6 +31,12 @@ struct responder_request {
     struct query_request query;
     int has_header_id; /* Last-Event-ID header given (it wins over lastEventId) */
     int64_t header_id;
+    /* The stream ends with a litepush.expired event at this time (seconds
+     * since 1970, its token's exp); 0 = never. */
+    int64_t expires_at_s;
+    /* More response header lines (each ending in CRLF; CORS), or NULL;
+     * copied before responder_adopt returns. */
+    const char *extra_headers;
 };
 
 /* Counters shared by every worker of the process (relaxed atomics). Each

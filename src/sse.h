@@ -33,4 +33,9 @@ size_t sse_encode_retry(unsigned retry_ms, char *out, size_t cap);
 #define SSE_HEARTBEAT ": keepalive\n\n"
 #define SSE_HEARTBEAT_LEN (sizeof SSE_HEARTBEAT - 1)
 
+/* The event that ends a stream whose token expired (access.h): no id line,
+ * so the client's last event id stays that of the last row. */
+#define SSE_EXPIRED "event: litepush.expired\ndata: {\"reason\":\"token-expired\"}\n\n"
+#define SSE_EXPIRED_LEN (sizeof SSE_EXPIRED - 1)
+
 #endif

@@ -16,17 +16,27 @@
  * NOTES: a client that cannot keep up (queue over the cap) is cut off
  * without a close frame, since its queue cannot take one; the client sees
  * 1006 and resumes with lastEventId. A binary message from a client is
- * published as a BLOB to the first channel of its URL. */
+ * published as a BLOB to the first channel of its URL.
+ *
+ * Access control (access.h) is decided when the handshake is complete,
+ * before the 101: a refusal is an HTTP 401 or 403. A connection admitted
+ * with a token sits in sh->expiries by its exp and is closed with 1008
+ * "token expired" then; it keeps its token's publish patterns (only when it
+ * has some and publishing is on) for the publishes it makes. */
 #include "ws_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "deflate.h"
 #include "hub.h"
 #include "input_limits.h"
@@ -81,6 +91,9 @@ struct ws_conn {
     struct ws_conn *next, *prev; /* all connections */
     struct ws_conn *dirty_next;
     struct ws_conn *closing_next;
+    /* access control */
+    struct deadline expiry;      /* in sh->expiries while the token lives */
+    struct pattern_set *publish; /* the token's publish patterns, or NULL */
 };
 
 static void mark_closing(struct ws_conn *c)
@@ -216,17 +229,160 @@ static void refuse(struct ws_conn *c, int status, const char *reason, unsigned r
     mark_closing(c);
 }
 
+/* --origin: a browser always sends Origin on a WebSocket handshake (RFC
+ * 6455 §4.1 item 8, Fetch), so a request without one is not from a
+ * browser page and passes; a listed one passes; any other is a cross-site
+ * page, refused (cross-site WebSocket hijacking with cookie tokens). */
 static bool origin_allowed(const struct ws_config *cfg, const struct ws_handshake_req *req)
 {
-    if (cfg->origin_count == 0)
+    if (cfg->origin_count == 0 || req->origin.ptr == NULL)
         return true;
-    if (req->origin.ptr == NULL)
-        return false;
     for (size_t i = 0; i < cfg->origin_count; i++)
         if (strlen(cfg->origins[i]) == req->origin.len &&
             memcmp(cfg->origins[i], req->origin.ptr, req->origin.len) == 0)
             return true;
     return false;
+}
+
+/* The peer's address as text, and whether it is a proxy we trust to tell
+ * the client's address in X-Forwarded-For: one on loopback or a unix
+ * socket, i.e. the web server in front of us. */
+static bool peer_address(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(out, cap, "unknown");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)cap);
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)cap);
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    snprintf(out, cap, "unix");
+    return ss.ss_family == AF_UNIX;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm_expiry(struct ws_shared *sh)
+{
+    struct deadline *first = deadline_first(&sh->expiries);
+    if (first == NULL) {
+        loop_timer_cancel(sh->loop, &sh->expiry_timer);
+        return;
+    }
+    int64_t delay = first->at * 1000 - wall_ms();
+    loop_timer_arm(sh->loop, &sh->expiry_timer, delay > 0 ? (uint64_t)delay : 0);
+}
+
+static void on_expiry(struct loop_timer *t)
+{
+    struct ws_shared *sh = LOOP_CONTAINER(t, struct ws_shared, expiry_timer);
+    int64_t now = wall_ms();
+    struct deadline *d;
+    while ((d = deadline_first(&sh->expiries)) != NULL && d->at * 1000 <= now) {
+        deadline_remove(&sh->expiries, d);
+        /* RFC 6455 §7.4.1: 1008, a policy violation; the client reconnects
+         * with a fresh token and lastEventId. */
+        start_close(LOOP_CONTAINER(d, struct ws_conn, expiry), 1008, "token expired");
+    }
+    arm_expiry(sh);
+}
+
+void ws_conn_expiry_init(struct ws_shared *sh)
+{
+    sh->expiry_timer.on_due = on_expiry;
+}
+
+void ws_conn_expiry_free(struct ws_shared *sh)
+{
+    if (sh->loop != NULL)
+        loop_timer_cancel(sh->loop, &sh->expiry_timer);
+    deadline_heap_free(&sh->expiries);
+}
+
+/* The first Cookie line that carries our cookie (a proxy may have split
+ * the browser's one line), so that the first-found rule holds across lines. */
+static void find_cookie(const struct ws_handshake_req *req, const char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    for (size_t i = 0; i < req->cookie_count; i++) {
+        const char *v;
+        size_t n;
+        if (access_cookie(req->cookies[i].ptr, req->cookies[i].len, "litepush_token", &v, &n)) {
+            *out = req->cookies[i].ptr;
+            *len = req->cookies[i].len;
+            return;
+        }
+    }
+}
+
+/* Decides access for a valid handshake. Returns true when it may upgrade
+ * (with the expiry and publish rights taken); otherwise answers 401 or 403,
+ * logs why, and returns false. */
+static bool check_access(struct ws_conn *c, const struct ws_handshake_req *req,
+                         const struct query_request *q)
+{
+    const struct ws_config *cfg = c->sh->cfg;
+    if (cfg->access == NULL || cfg->access->keys == NULL)
+        return true;
+    struct access_request ar = {
+        .authorization = req->authorization.ptr,
+        .authorization_len = req->authorization.len,
+        .query_token = q->token,
+        .query_token_len = q->token_len,
+        .channels = q->channels,
+        .channel_lens = q->channel_lens,
+        .channel_count = q->channel_count,
+        .now_s = (int64_t)time(NULL),
+    };
+    find_cookie(req, &ar.cookie, &ar.cookie_len);
+    /* Large (two pattern sets): one per thread rather than on the stack. */
+    static _Thread_local struct access_verdict v;
+    access_decide(c->sh->json, cfg->access, &ar, &v);
+    if (v.status != 0) {
+        char peer[64], client[80], line[1024], resp[768];
+        bool is_trusted = peer_address(c->io.fd, peer, sizeof peer);
+        access_client(peer, is_trusted, req->forwarded_for.ptr, req->forwarded_for.len, client,
+                      sizeof client);
+        access_log_line(&v, client, q->channels, q->channel_lens, q->channel_count, line,
+                        sizeof line);
+        fprintf(stderr, "litepush-ws: %s\n", line);
+        long n = v.status == 401
+                     ? ws_handshake_write_unauthorized(resp, sizeof resp, v.www_authenticate,
+                                                       v.reason)
+                     : ws_handshake_write_error(resp, sizeof resp, 403, v.reason, 0);
+        if (n > 0 && write(c->io.fd, resp, (size_t)n) < 0) {
+            /* the client is gone already */
+        }
+        mark_closing(c);
+        return false;
+    }
+    if (!v.has_claims)
+        return true;
+    if (!deadline_add(&c->sh->expiries, &c->expiry, v.claims.exp))
+        return false;
+    if (deadline_first(&c->sh->expiries) == &c->expiry)
+        arm_expiry(c->sh);
+    if (cfg->is_publish_allowed && v.claims.publish.count > 0) {
+        c->publish = malloc(sizeof *c->publish);
+        if (c->publish == NULL)
+            return false;
+        *c->publish = v.claims.publish;
+    }
+    return true;
 }
 
 /* The request head is complete and valid: answer 101 and open the feed. */
@@ -245,6 +401,11 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     if (qerr != QUERY_OK) {
         refuse(c, 400, query_strerror(qerr), 0);
         free(scratch);
+        return;
+    }
+    if (!check_access(c, req, &q)) {
+        free(scratch);
+        mark_closing(c);
         return;
     }
     struct ws_handshake_pmd pmd = {0};
@@ -380,12 +541,22 @@ static void publish(struct ws_conn *c, bool is_text)
     int64_t id;
     const char *reason = NULL;
     enum store_err err;
+    const struct access_policy *policy = sh->cfg->access;
     if (is_text) {
         struct json_publish pub;
         reason = json_parse_publish(sh->json, (const char *)c->msg.data, c->msg.len, &pub);
+        if (reason == NULL && access_is_reserved_event(pub.event, pub.event_len))
+            reason = "event names starting with litepush. are reserved for the server";
+        if (reason == NULL && policy != NULL &&
+            !access_may_publish(policy, c->publish, pub.channel, pub.channel_len))
+            reason = "the token does not allow publishing to this channel";
         err = reason != NULL ? STORE_ERR_INPUT
                              : store_insert(sh->store, pub.channel, pub.channel_len, pub.event,
                                             pub.event_len, pub.data, pub.data_len, false, &id);
+    } else if (policy != NULL && !access_may_publish(policy, c->publish, c->feed.channels[0],
+                                                     c->feed.channel_lens[0])) {
+        reason = "the token does not allow publishing to this channel";
+        err = STORE_ERR_INPUT;
     } else {
         /* An open connection's feed has at least one channel. */
         err = store_insert(sh->store, c->feed.channels[0], c->feed.channel_lens[0], NULL, 0,
@@ -627,6 +798,8 @@ void ws_conn_free(struct ws_conn *c)
     deflate_buf_free(&c->msg);
     deflate_inflater_free(&c->inflater);
     free(c->head);
+    deadline_remove(&sh->expiries, &c->expiry);
+    free(c->publish);
     if (c->prev)
         c->prev->next = c->next;
     else

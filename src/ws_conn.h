@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deadline.h"
 #include "feed.h"
+#include "loop.h"
 #include "ws_server.h"
 
 struct loop;
@@ -32,6 +34,10 @@ struct ws_shared {
     struct ws_conn *closing;
     /* Every connection, for the tick and for shutdown. */
     struct ws_conn *all;
+    /* Connections whose token expires, earliest first, and the one timer
+     * armed for the earliest (ws_conn_expiry_init). */
+    struct deadline_heap expiries;
+    struct loop_timer expiry_timer;
 };
 
 /* hub formats of litepush-ws */
@@ -48,6 +54,11 @@ void ws_conn_tick(struct ws_conn *c, uint64_t now_ms);
 void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 /* Frees a connection marked closing (from the after-batch hook). */
 void ws_conn_free(struct ws_conn *c);
+
+/* Sets up sh's expiry timer (call once, after sh->loop is set), and frees
+ * the heap once every connection is gone. */
+void ws_conn_expiry_init(struct ws_shared *sh);
+void ws_conn_expiry_free(struct ws_shared *sh);
 
 /* List links, for ws_server's walks. */
 struct ws_conn *ws_conn_next_dirty(struct ws_conn *c);

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "access.h"
 #include "input_limits.h"
+#include "keys.h"
 #include "listen.h"
 #include "loop.h"
 #include "pool.h"
@@ -37,7 +39,7 @@ static const char USAGE[] =
     "Usage: litepush-ws --db PATH --listen HOST:PORT [--allow-publish]\n"
     "                   [--max-message BYTES] [--ping SECONDS] [--max-connections N]\n"
     "                   [--queue-bytes N] [--origin ORIGIN]... [--no-deflate]\n"
-    "                   [--threads N]\n"
+    "                   [--threads N] [--auth-keys PATH] [--public PATTERN]...\n"
     "\n"
     "WebSocket (RFC 6455) server for the litepush log, meant to sit behind Apache\n"
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
@@ -55,14 +57,23 @@ static const char USAGE[] =
     "  --max-connections N   refuse more with 503 and Retry-After (default 18000)\n"
     "  --queue-bytes N       bytes queued for one slow client before it is dropped\n"
     "                        (default 1048576); it resumes with lastEventId\n"
-    "  --origin ORIGIN       accept only these Origin values (repeatable); by\n"
-    "                        default any origin is accepted\n"
+    "  --origin ORIGIN       refuse browser pages from other origins with 403\n"
+    "                        (repeatable; a request without Origin, from a program,\n"
+    "                        passes); needed when tokens may come from a cookie\n"
+    "  --auth-keys PATH      turn on access control: 'KID SECRET' or 'SECRET' lines\n"
+    "                        (secrets of 32 bytes or more); every channel then needs\n"
+    "                        an HS256 token (Authorization: Bearer, ?token=, or the\n"
+    "                        cookie litepush_token), and publishing a token whose\n"
+    "                        publish patterns cover the channel\n"
+    "  --public PATTERN      channels readable without a token (repeatable): a name,\n"
+    "                        or a prefix ending in '*'\n"
     "  --no-deflate          do not offer permessage-deflate\n"
     "  --threads N           event-loop threads sharing the connections (default:\n"
     "                        the number of CPUs, at most 64)\n"
     "  --help                this text\n"
     "\n"
-    "SIGTERM or SIGINT close every connection with 1001 and exit; SIGUSR1 logs counters.\n";
+    "SIGTERM or SIGINT close every connection with 1001 and exit; SIGHUP re-reads the\n"
+    "--auth-keys file (connections stay open); SIGUSR1 logs counters.\n";
 
 /* An accepted socket on its way to a worker. */
 struct pending {
@@ -76,7 +87,22 @@ struct app {
     struct loop_io listen_io;
     struct ws_config cfg;
     struct ws_server_stats stats;
+    struct access_policy access;
+    struct keyring *keys; /* --auth-keys, or NULL */
+    struct pattern_set public_set;
 };
+
+/* SIGHUP: re-read the key file; a file that does not parse leaves the
+ * keys in force (connections are never touched either way). */
+static void reload_keys(void *ctx)
+{
+    struct app *app = ctx;
+    char err[512];
+    if (keyring_reload(app->keys, err, sizeof err))
+        fprintf(stderr, "litepush-ws: SIGHUP: key file re-read\n");
+    else
+        fprintf(stderr, "litepush-ws: SIGHUP: %s; the old keys stay in force\n", err);
+}
 
 static void log_stats(void *ctx)
 {
@@ -163,7 +189,7 @@ static void on_accept(struct loop_io *io, uint32_t events)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL;
+    const char *listen_spec = NULL, *keys_path = NULL;
     static const char *origins[MAX_ORIGINS];
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
@@ -181,6 +207,8 @@ int main(int argc, char **argv)
                                          {"origin", required_argument, NULL, 'o'},
                                          {"no-deflate", no_argument, NULL, 'n'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"auth-keys", required_argument, NULL, 'k'},
+                                         {"public", required_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -222,6 +250,17 @@ int main(int argc, char **argv)
         case 't':
             bad = cli_number("litepush-ws", "--threads", optarg, 1, MAX_THREADS, &threads);
             break;
+        case 'k':
+            keys_path = optarg;
+            break;
+        case 'P': {
+            enum pattern_err perr = pattern_set_add(&app.public_set, optarg, strlen(optarg));
+            if (perr != PATTERN_OK) {
+                fprintf(stderr, "litepush-ws: --public '%s': %s\n", optarg, pattern_strerror(perr));
+                bad = 1;
+            }
+            break;
+        }
         case 'h':
             fputs(USAGE, stdout);
             return 0;
@@ -253,6 +292,12 @@ int main(int argc, char **argv)
         threads = MAX_THREADS;
 
     char err[512];
+    if (keys_path != NULL && (app.keys = keyring_open(keys_path, err, sizeof err)) == NULL) {
+        fprintf(stderr, "litepush-ws: %s\n", err);
+        return 1;
+    }
+    app.access = (struct access_policy){.keys = app.keys, .public = &app.public_set};
+    cfg->access = &app.access;
     /* The pool opens the stores, creating the schema, before the port opens. */
     app.pool = pool_new((size_t)threads, db, &POOL_OPS, &app, err, sizeof err);
     if (app.pool == NULL) {
@@ -276,12 +321,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s\n", db, listen_spec, threads,
-            cfg->is_publish_allowed ? " (publishing allowed)" : "");
+    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s%s\n", db, listen_spec,
+            threads, cfg->is_publish_allowed ? " (publishing allowed)" : "",
+            app.keys ? " (access control on)" : "");
+    if (app.keys != NULL)
+        pool_on_hup(app.pool, reload_keys, &app);
     int rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
     close(listen_fd); /* no new clients while the workers say goodbye */
     pool_stop(app.pool);
     log_stats(&app);
     pool_free(app.pool);
+    keyring_free(app.keys);
     return rc == 0 ? 0 : 1;
 }

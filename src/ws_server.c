@@ -161,6 +161,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store, const st
         .read_buf = srv->read_buf,
         .read_cap = sizeof srv->read_buf,
     };
+    ws_conn_expiry_init(&srv->shared);
     loop_set_after(loop, after_batch, srv);
     loop_timer_arm(loop, &srv->tick, TICK_MS);
     return srv;
@@ -189,6 +190,7 @@ void ws_server_free(struct ws_server *srv)
         c = next;
     }
     loop_timer_cancel(srv->loop, &srv->tick);
+    ws_conn_expiry_free(&srv->shared);
     watcher_free(srv->watcher);
     hub_free(srv->hub);
     deflate_compressor_free(srv->compressor);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct access_policy;
 struct loop;
 struct store;
 struct ws_server;
@@ -26,8 +27,9 @@ struct ws_config {
     unsigned handshake_timeout_ms;
     size_t queue_cap;           /* bytes queued for one client before it is dropped */
     size_t max_connections;     /* 503 beyond */
-    const char *const *origins; /* Origin allow-list; none = any origin */
+    const char *const *origins; /* --origin allow-list; none = any origin */
     size_t origin_count;
+    const struct access_policy *access; /* --auth-keys and --public (access.h) */
 };
 
 /* Counters shared by every worker of the process (relaxed atomics). */
