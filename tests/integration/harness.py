@@ -629,6 +629,10 @@ class Env:
         self.wsport = free_port()       # litepush-ws (WS_MAIN_ARGS), when it is built
         self.wsport_ro = free_port()    # a second litepush-ws with WS_RO_ARGS
         self.closed_port = free_port()  # nothing listens: the 503 check
+        self.fport_auth = free_port()   # litepush.fcgi --auth-keys (auth_cases.py)
+        self.wsport_auth = free_port()  # litepush-ws --auth-keys
+        self.keys_path = os.path.join(self.dir, "keys")
+        self.auth_fcgi = self.auth_ws = None
         self.sock = os.path.join(self.dir, "fcgi.sock")
         self.spawn_sock = os.path.join(self.dir, "spawn.sock")
         self.main = self.unix = self.ws = self.ws_ro = None
@@ -678,7 +682,13 @@ ProxyPass /unix/events unix:{self.sock}|fcgi://localhost/ flushpackets=on timeou
 ProxyPass /closed fcgi://127.0.0.1:{self.closed_port}/ flushpackets=on timeout=5 retry=0
 ProxyPass /ws ws://127.0.0.1:{self.wsport}/ws retry=0
 ProxyPass /ro/ws ws://127.0.0.1:{self.wsport_ro}/ws retry=0
-<LocationMatch "^/(unix/)?events">
+ProxyPass /auth/events fcgi://127.0.0.1:{self.fport_auth}/ flushpackets=on timeout=30 retry=0
+ProxyPass /auth/ws ws://127.0.0.1:{self.wsport_auth}/ws retry=0
+<Location /auth/events>
+    # As apache-conf/litepush-apache.conf: pass Authorization to FastCGI.
+    CGIPassAuth On
+</Location>
+<LocationMatch "^/(unix/|auth/)?events">
     SetEnv no-gzip 1
     SetEnv nokeepalive 1
 </LocationMatch>
@@ -707,10 +717,13 @@ fastcgi.server = (
         "max-procs" => 1,
         "check-local" => "disable" )),
     "/closed" => (( "host" => "127.0.0.1", "port" => {self.closed_port},
-                    "check-local" => "disable", "disable-time" => 1 ))
+                    "check-local" => "disable", "disable-time" => 1 )),
+    "/auth/events" => (( "host" => "127.0.0.1", "port" => {self.fport_auth},
+                         "check-local" => "disable", "disable-time" => 1 ))
 )
 proxy.server = ( "/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport} )),
-                  "/ro/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport_ro} )) )
+                  "/ro/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport_ro} )),
+                  "/auth/ws" => (( "host" => "127.0.0.1", "port" => {self.wsport_auth} )) )
 proxy.header = ( "upgrade" => "enable" )
 """
 
@@ -719,6 +732,17 @@ proxy.header = ( "upgrade" => "enable" )
         configs point at."""
         self.ws = self.start_ws_proc("responder-ws", self.wsport, WS_MAIN_ARGS)
         self.ws_ro = self.start_ws_proc("responder-ws-ro", self.wsport_ro, WS_RO_ARGS)
+
+    def start_auth(self, fcgi_args, ws_args, keys_text):
+        """The responder and helper with --auth-keys behind /auth/events and
+        /auth/ws (auth_cases.py)."""
+        with open(self.keys_path, "w") as f:
+            f.write(keys_text)
+        self.auth_fcgi = Responder(self, "responder-auth", f"127.0.0.1:{self.fport_auth}",
+                                   ["--auth-keys", self.keys_path, *fcgi_args])
+        self.auth_fcgi.start()
+        self.auth_ws = self.start_ws_proc("responder-ws-auth", self.wsport_auth,
+                                          ["--auth-keys", self.keys_path, *ws_args])
 
     def start_ws_proc(self, name, port, args):
         logf = open(os.path.join(self.dir, f"{name}.log"), "ab")

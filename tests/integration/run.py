@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 
+import auth_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
@@ -678,7 +679,9 @@ CASES = [
     ("many_streams", many_streams, 70, "main"),
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
-] + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct
+] + ws_cases.WS_CASES + auth_cases.AUTH_CASES
+# scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct;
+# "auth-sse", "auth-ws", "auth-all": the --auth-keys processes (auth_cases.py)
 
 
 def probe(responder):
@@ -742,6 +745,7 @@ def main():
     passed = failed = skipped = 0
     ENV = Env(args.keep)
     ws_cases.ENV = ENV
+    auth_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
@@ -754,6 +758,8 @@ def main():
             ENV.unix.start()
             if os.access(WS_BIN, os.X_OK):
                 ENV.start_ws()
+                ENV.start_auth(auth_cases.FCGI_AUTH_ARGS, auth_cases.WS_AUTH_ARGS,
+                               auth_cases.KEYS_TEXT)
         ENV.start_web()
         if have_bin:
             ENV.targets = [Target("apache", ENV.aport, "/events", ENV.main, True),
@@ -761,6 +767,7 @@ def main():
                            Target("apache-unix", ENV.aport, "/unix/events", ENV.unix, False),
                            Target("lighttpd-spawn", ENV.lport, "/spawn/events", None, False)]
         ws_targets = ws_cases.make_targets(ENV) if ENV.ws is not None else []
+        auth_targets = auth_cases.make_targets(ENV) if ENV.auth_ws is not None else []
         ws_missing_reported = False
         front = [Target("apache", ENV.aport, "/events", None, True),
                  Target("lighttpd", ENV.lport, "/events", None, True)]
@@ -773,6 +780,9 @@ def main():
                 targets = [None]
             elif scope == "front":
                 targets = front
+            elif scope.startswith("auth-"):
+                kind = scope[5:]
+                targets = [x for x in auth_targets if kind == "all" or x.kind == kind]
             elif scope.startswith("ws"):
                 if not ws_targets:
                     if not ws_missing_reported:
