@@ -74,13 +74,13 @@ struct pending {
 struct app {
     struct pool *pool;
     struct loop_io listen_io;
-    struct ws_config cfg;
-    struct ws_server_stats stats;
+    struct ws_conn_config cfg;
+    struct ws_conn_stats stats;
 };
 
 static void log_stats(void *ctx)
 {
-    const struct ws_server_stats *st = &((struct app *)ctx)->stats;
+    const struct ws_conn_stats *st = &((struct app *)ctx)->stats;
     fprintf(stderr,
             "litepush-ws: stats connections_open=%zu connections_total=%llu dropped_slow=%llu "
             "dropped_unresponsive=%llu refused_full=%llu frames_sent=%llu published=%llu "
@@ -168,8 +168,8 @@ int main(int argc, char **argv)
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
     static struct app app;
-    struct ws_config *cfg = &app.cfg;
-    *cfg = (struct ws_config){
+    struct ws_conn_config *cfg = &app.cfg;
+    *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"listen", required_argument, NULL, 'l'},
