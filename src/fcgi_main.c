@@ -13,7 +13,6 @@
  * loop, which writes FastCGI records on it without blocking. */
 #include <errno.h>
 #include <fcgiapp.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -232,57 +231,18 @@ int main(int argc, char **argv)
     const char *listen_spec = NULL;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"heartbeat", required_argument, NULL, 'b'},
-                                         {"retry", required_argument, NULL, 'r'},
-                                         {"queue-bytes", required_argument, NULL, 'q'},
-                                         {"max-streams", required_argument, NULL, 'm'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'b':
-            bad = cli_number("litepush.fcgi", "--heartbeat", optarg, 1, 3600, &heartbeat_s);
-            break;
-        case 'r':
-            bad = cli_number("litepush.fcgi", "--retry", optarg, 0, 3600000, &retry_ms);
-            break;
-        case 'q':
-            bad =
-                cli_number("litepush.fcgi", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
-            break;
-        case 'm':
-            bad = cli_number("litepush.fcgi", "--max-streams", optarg, 1, 1000000, &max_streams);
-            break;
-        case 't':
-            bad = cli_number("litepush.fcgi", "--threads", optarg, 1, MAX_WORKERS, &threads);
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush.fcgi --help'.\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "litepush.fcgi: unexpected argument '%s'\nTry 'litepush.fcgi --help'.\n",
-                argv[optind]);
-        return 2;
-    }
+    const struct cli_flag opts[] = {
+        {"db", CLI_STRING, &db, 0, 0},
+        {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"heartbeat", CLI_NUMBER, &heartbeat_s, 1, 3600},
+        {"retry", CLI_NUMBER, &retry_ms, 0, 3600000},
+        {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-streams", CLI_NUMBER, &max_streams, 1, 1000000},
+        {"threads", CLI_NUMBER, &threads, 1, MAX_WORKERS},
+    };
+    int rc = cli_parse("litepush.fcgi", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
     if (db == NULL || db[0] == '\0') {
         fputs("litepush.fcgi: no database: give --db PATH or set LITEPUSH_DB\n", stderr);
         return 2;
@@ -339,7 +299,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads)\n", db,
             listen_spec ? listen_spec : "fd 0", heartbeat_s, threads);
-    int rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
+    rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
     pool_stop(app.pool);
     log_stats(&app);
     /* The accept threads sit in accept(); ending the process ends them. */

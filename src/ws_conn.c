@@ -54,7 +54,7 @@ struct ws_conn {
     enum conn_state state;
     bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
-    bool is_wr_shut; /* our close frame went out and we shut down writing */
+    bool is_wr_shut;   /* our close frame went out and we shut down writing */
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
@@ -241,8 +241,9 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
                               pmd.client_max_window_bits ? pmd.client_max_window_bits : 15, true);
     c->state = CONN_OPEN;
     c->since_ms = loop_now_ms(c->env->set.loop);
-    bool ok = feed_open(&c->conn.feed, &c->env->set.source, &q, q.has_last_event_id, q.last_event_id,
-                        c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
+    bool ok =
+        feed_open(&c->conn.feed, &c->env->set.source, &q, q.has_last_event_id, q.last_event_id,
+                  c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
     free(scratch);
     if (!ok) {
         start_close(c, 1011, "cannot open the feed");
@@ -348,10 +349,12 @@ static void publish(struct ws_conn *c, bool is_text)
     const char *reason = NULL;
     enum store_err err;
     if (is_text) {
-        err = store_publish_json(env->set.source.store, (const char *)c->msg.data, c->msg.len, &id, &reason);
+        err = store_publish_json(env->set.source.store, (const char *)c->msg.data, c->msg.len, &id,
+                                 &reason);
     } else {
         /* An open connection's feed has at least one channel. */
-        err = store_insert(env->set.source.store, c->conn.feed.channels[0], c->conn.feed.channel_lens[0], NULL, 0,
+        err = store_insert(env->set.source.store, c->conn.feed.channels[0],
+                           c->conn.feed.channel_lens[0], NULL, 0,
                            c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
     }
     if (err == STORE_ERR_INPUT) {
@@ -359,8 +362,7 @@ static void publish(struct ws_conn *c, bool is_text)
         return;
     }
     if (err != STORE_OK) {
-        fprintf(stderr, "litepush-ws: publish failed: %s\n",
-                store_errmsg(env->set.source.store));
+        fprintf(stderr, "litepush-ws: publish failed: %s\n", store_errmsg(env->set.source.store));
         reply_error(c, err == STORE_ERR_BUSY ? "database is busy, try again"
                                              : "database error, message not stored");
         return;
@@ -604,8 +606,7 @@ static const struct conn_ops WS_CONN_OPS = {
 };
 
 bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *store,
-                      hub_encode_fn *const encoders[2], void *encode_ctx, char *err,
-                      size_t err_cap)
+                      hub_encode_fn *const encoders[2], void *encode_ctx, char *err, size_t err_cap)
 {
     return conn_set_init(&env->set, loop, store, encoders, 2, encode_ctx, &WS_CONN_OPS, err,
                          err_cap);

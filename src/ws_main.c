@@ -9,7 +9,6 @@
  * watchers like any other INSERT. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -171,79 +170,29 @@ int main(int argc, char **argv)
     struct ws_conn_config *cfg = &app.cfg;
     *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"allow-publish", no_argument, NULL, 'p'},
-                                         {"max-message", required_argument, NULL, 'm'},
-                                         {"ping", required_argument, NULL, 'i'},
-                                         {"max-connections", required_argument, NULL, 'c'},
-                                         {"queue-bytes", required_argument, NULL, 'q'},
-                                         {"origin", required_argument, NULL, 'o'},
-                                         {"no-deflate", no_argument, NULL, 'n'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'p':
-            cfg->is_publish_allowed = true;
-            break;
-        case 'm':
-            bad = cli_number("litepush-ws", "--max-message", optarg, 125, 1L << 30, &max_message);
-            break;
-        case 'i':
-            bad = cli_number("litepush-ws", "--ping", optarg, 1, 3600, &ping_s);
-            break;
-        case 'c':
-            bad = cli_number("litepush-ws", "--max-connections", optarg, 1, 1000000, &max_conns);
-            break;
-        case 'q':
-            bad = cli_number("litepush-ws", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
-            break;
-        case 'o':
-            if (cfg->origin_count == MAX_ORIGINS) {
-                fprintf(stderr, "litepush-ws: at most %d --origin values\n", MAX_ORIGINS);
-                bad = 1;
-            } else {
-                origins[cfg->origin_count++] = optarg;
-            }
-            break;
-        case 'n':
-            cfg->is_deflate_enabled = false;
-            break;
-        case 't':
-            bad = cli_number("litepush-ws", "--threads", optarg, 1, MAX_THREADS, &threads);
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush-ws --help'.\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "litepush-ws: unexpected argument '%s'\nTry 'litepush-ws --help'.\n",
-                argv[optind]);
-        return 2;
-    }
+    struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
+    const struct cli_flag opts[] = {
+        {"db", CLI_STRING, &db, 0, 0},
+        {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"allow-publish", CLI_SET, &cfg->is_publish_allowed, 0, 0},
+        {"max-message", CLI_NUMBER, &max_message, 125, 1L << 30},
+        {"ping", CLI_NUMBER, &ping_s, 1, 3600},
+        {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
+        {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"origin", CLI_LIST, &origin_list, 0, 0},
+        {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
+        {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
+    };
+    int rc = cli_parse("litepush-ws", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
     if (db == NULL || db[0] == '\0' || listen_spec == NULL) {
         fputs("litepush-ws: give --db PATH (or LITEPUSH_DB) and --listen HOST:PORT\n"
               "Try 'litepush-ws --help'.\n",
               stderr);
         return 2;
     }
+    cfg->origin_count = origin_list.count;
     cfg->max_message = (size_t)max_message;
     cfg->ping_ms = (unsigned)ping_s * 1000;
     cfg->max_connections = (size_t)max_conns;
@@ -278,7 +227,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s\n", db, listen_spec, threads,
             cfg->is_publish_allowed ? " (publishing allowed)" : "");
-    int rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
+    rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
     close(listen_fd); /* no new clients while the workers say goodbye */
     pool_stop(app.pool);
     log_stats(&app);
