@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 
 #include "input_limits.h"
-#include "payload.h"
-#include "query.h"
 
 static const char SCHEMA_SQL[] =
 #include "schema_sql.h"
@@ -33,8 +31,6 @@ struct store {
     sqlite3_stmt *read_all;
     sqlite3_stmt *read_channels;
     sqlite3_stmt *insert;
-    sqlite3_stmt *row_json;
-    sqlite3_stmt *publish_fields;
     char *path;
     dev_t file_dev; /* the file opened, to notice a restore by rename */
     ino_t file_ino;
@@ -92,13 +88,6 @@ struct store *store_open(const char *path, char *err, size_t err_cap)
                         " ORDER BY id LIMIT ?3"},
         {&st->read_channels, channels_sql},
         {&st->insert, "INSERT INTO messages(channel, event, data) VALUES (?1, ?2, ?3)"},
-        {&st->row_json, "SELECT CASE WHEN ?5 THEN json_object('id', ?1, 'channel', ?2, 'event', ?3,"
-                        " 'data', ?4, 'encoding', 'base64')"
-                        " ELSE json_object('id', ?1, 'channel', ?2, 'event', ?3, 'data', ?4) END"},
-        {&st->publish_fields, "SELECT json_type(?1), json_type(?1, '$.channel'),"
-                              " json_extract(?1, '$.channel'), json_type(?1, '$.event'),"
-                              " json_extract(?1, '$.event'), json_type(?1, '$.data'),"
-                              " json_extract(?1, '$.data')"},
     };
     for (size_t i = 0; i < sizeof prep / sizeof prep[0]; i++) {
         if (sqlite3_prepare_v3(st->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT, prep[i].stmt,
@@ -122,8 +111,6 @@ void store_close(struct store *st)
     sqlite3_finalize(st->read_all);
     sqlite3_finalize(st->read_channels);
     sqlite3_finalize(st->insert);
-    sqlite3_finalize(st->row_json);
-    sqlite3_finalize(st->publish_fields);
     sqlite3_close(st->db);
     free(st->path);
     free(st);
@@ -287,87 +274,6 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
         return step_error(rc);
     *id = sqlite3_last_insert_rowid(st->db);
     return STORE_OK;
-}
-
-struct payload *store_row_json(struct store *st, const struct store_row *row, const char *data_text,
-                               size_t data_len, bool is_base64)
-{
-    sqlite3_stmt *stmt = st->row_json;
-    struct payload *p = NULL;
-    sqlite3_bind_int64(stmt, 1, row->id);
-    sqlite3_bind_text(stmt, 2, row->channel, (int)row->channel_len, SQLITE_STATIC);
-    if (row->event != NULL)
-        sqlite3_bind_text(stmt, 3, row->event, (int)row->event_len, SQLITE_STATIC);
-    sqlite3_bind_text64(stmt, 4, data_text, data_len, SQLITE_STATIC, SQLITE_UTF8);
-    sqlite3_bind_int(stmt, 5, is_base64);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
-        p = payload_new(n);
-        if (p != NULL)
-            memcpy(p->bytes, sqlite3_column_text(stmt, 0), n);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return p;
-}
-
-static bool column_is(sqlite3_stmt *stmt, int col, const char *type)
-{
-    const unsigned char *t = sqlite3_column_text(stmt, col);
-    return t != NULL && strcmp((const char *)t, type) == 0;
-}
-
-/* Checks the parsed fields; returns NULL or the reason the publish is refused. */
-static const char *check_publish(sqlite3_stmt *f)
-{
-    if (!column_is(f, 0, "object"))
-        return "a publish must be a JSON object";
-    if (sqlite3_column_type(f, 1) != SQLITE_NULL && !column_is(f, 1, "text"))
-        return "channel must be a string";
-    if (sqlite3_column_type(f, 3) != SQLITE_NULL && !column_is(f, 3, "text") &&
-        !column_is(f, 3, "null"))
-        return "event must be a string or null";
-    if (!column_is(f, 5, "text"))
-        return "data must be a string";
-    if (column_is(f, 1, "text")) {
-        enum query_err qerr = query_check_channel((const char *)sqlite3_column_text(f, 2),
-                                                  (size_t)sqlite3_column_bytes(f, 2));
-        if (qerr != QUERY_OK)
-            return query_strerror(qerr);
-    }
-    return NULL;
-}
-
-enum store_err store_publish_json(struct store *st, const char *json, size_t len, int64_t *id,
-                                  const char **reason)
-{
-    sqlite3_stmt *f = st->publish_fields;
-    enum store_err err = STORE_OK;
-    *reason = NULL;
-    sqlite3_bind_text64(f, 1, json, len, SQLITE_STATIC, SQLITE_UTF8);
-    int rc = sqlite3_step(f);
-    if (rc != SQLITE_ROW) {
-        /* json_type() raises "malformed JSON" as an SQL error. */
-        *reason = "a publish must be a JSON object";
-        err = STORE_ERR_INPUT;
-        goto out;
-    }
-    *reason = check_publish(f);
-    if (*reason != NULL) {
-        err = STORE_ERR_INPUT;
-        goto out;
-    }
-    const char *channel =
-        column_is(f, 1, "text") ? (const char *)sqlite3_column_text(f, 2) : "default";
-    const char *event = column_is(f, 3, "text") ? (const char *)sqlite3_column_text(f, 4) : NULL;
-    const char *data = (const char *)sqlite3_column_text(f, 6);
-    err = store_insert(st, channel, strlen(channel), event,
-                       event ? (size_t)sqlite3_column_bytes(f, 4) : 0, data,
-                       (size_t)sqlite3_column_bytes(f, 6), false, id);
-out:
-    sqlite3_reset(f);
-    sqlite3_clear_bindings(f);
-    return err;
 }
 
 const char *store_errmsg(const struct store *st)

@@ -83,22 +83,6 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
                             const char *event, size_t event_len, const void *data, size_t data_len,
                             bool is_blob, int64_t *id);
 
-/* The WebSocket envelope of a row, built by SQLite's json_object:
- * {"id":N,"channel":"c","event":null|"e","data":"..."}, plus
- * "encoding":"base64" when data is base64 (the caller encodes BLOBs, and
- * text that is not valid UTF-8, and passes data_text). Returns a new
- * payload (refs = 1) or NULL. */
-struct payload *store_row_json(struct store *st, const struct store_row *row, const char *data_text,
-                               size_t data_len, bool is_base64);
-
-/* Inserts the row a publish frame describes, parsed with SQLite's JSON
- * functions: an object with "data" (a string, required), "channel" (a
- * string, default "default") and "event" (a string or null, optional).
- * Returns STORE_OK with the new id, STORE_ERR_INPUT with a static one-line
- * *reason, or another error for a database failure. */
-enum store_err store_publish_json(struct store *st, const char *json, size_t len, int64_t *id,
-                                  const char **reason);
-
 /* The SQLite error message of the last failed call, for the log. */
 const char *store_errmsg(const struct store *st);
 const char *store_strerror(enum store_err err);

@@ -29,6 +29,7 @@
 #include "deflate.h"
 #include "hub.h"
 #include "input_limits.h"
+#include "json.h"
 #include "loop.h"
 #include "outq.h"
 #include "payload.h"
@@ -349,8 +350,12 @@ static void publish(struct ws_conn *c, bool is_text)
     const char *reason = NULL;
     enum store_err err;
     if (is_text) {
-        err = store_publish_json(env->set.source.store, (const char *)c->msg.data, c->msg.len, &id,
-                                 &reason);
+        struct json_publish pub;
+        reason = json_parse_publish(env->json, (const char *)c->msg.data, c->msg.len, &pub);
+        err = reason != NULL
+                  ? STORE_ERR_INPUT
+                  : store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
+                                 pub.event_len, pub.data, pub.data_len, false, &id);
     } else {
         /* An open connection's feed has at least one channel. */
         err = store_insert(env->set.source.store, c->conn.feed.channels[0],

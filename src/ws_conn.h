@@ -15,6 +15,8 @@
 
 #include "conn.h"
 
+struct json;
+
 struct ws_conn_config {
     bool is_publish_allowed; /* --allow-publish */
     bool is_deflate_enabled; /* permessage-deflate offered to clients */
@@ -49,6 +51,7 @@ struct ws_conn_env {
     struct conn_set set;
     const struct ws_conn_config *cfg;
     struct ws_conn_stats *stats;
+    struct json *json; /* the ws_server's, for publish frames */
     uint8_t *read_buf; /* one buffer for every connection's reads */
     size_t read_cap;
 };

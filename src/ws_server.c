@@ -10,6 +10,7 @@
 
 #include "crypto.h"
 #include "deflate.h"
+#include "json.h"
 #include "payload.h"
 #include "store.h"
 #include "utf8.h"
@@ -19,6 +20,7 @@
 struct ws_server {
     struct ws_conn_env env;
     struct store *store;
+    struct json *json;
     struct deflate_compressor *compressor;
     uint8_t read_buf[READ_BUF_BYTES];
 };
@@ -32,12 +34,12 @@ static struct payload *encode_text(const struct store_row *row, void *ctx)
     struct ws_server *srv = ctx;
     bool is_base64 = row->is_blob || !utf8_is_valid(row->data, row->data_len);
     if (!is_base64)
-        return store_row_json(srv->store, row, row->data, row->data_len, false);
+        return json_row_envelope(srv->json, row, row->data, row->data_len, false);
     char *b64 = malloc(crypto_base64_len(row->data_len) + 1);
     if (b64 == NULL)
         return NULL;
     size_t n = crypto_base64_encode(row->data, row->data_len, b64);
-    struct payload *p = store_row_json(srv->store, row, b64, n, true);
+    struct payload *p = json_row_envelope(srv->json, row, b64, n, true);
     free(b64);
     return p;
 }
@@ -81,6 +83,10 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store,
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
+    srv->json = json_open(err, err_cap);
+    if (srv->json == NULL)
+        goto fail;
+    srv->env.json = srv->json;
     if (!ws_conn_env_init(&srv->env, loop, store, ENCODERS, srv, err, err_cap))
         goto fail;
     return srv;
@@ -100,5 +106,6 @@ void ws_server_free(struct ws_server *srv)
         return;
     ws_conn_env_close(&srv->env);
     deflate_compressor_free(srv->compressor);
+    json_close(srv->json);
     free(srv);
 }
