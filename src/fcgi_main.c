@@ -17,7 +17,6 @@
  * loop, which writes FastCGI records on it without blocking. */
 #include <errno.h>
 #include <fcgiapp.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -385,81 +384,39 @@ int main(int argc, char **argv)
     static struct app app;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"heartbeat", required_argument, NULL, 'b'},
-                                         {"retry", required_argument, NULL, 'r'},
-                                         {"queue-bytes", required_argument, NULL, 'q'},
-                                         {"max-streams", required_argument, NULL, 'm'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"auth-keys", required_argument, NULL, 'k'},
-                                         {"public", required_argument, NULL, 'P'},
-                                         {"cors-origin", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'b':
-            bad = cli_number("litepush.fcgi", "--heartbeat", optarg, 1, 3600, &heartbeat_s);
-            break;
-        case 'r':
-            bad = cli_number("litepush.fcgi", "--retry", optarg, 0, 3600000, &retry_ms);
-            break;
-        case 'q':
-            bad =
-                cli_number("litepush.fcgi", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
-            break;
-        case 'm':
-            bad = cli_number("litepush.fcgi", "--max-streams", optarg, 1, 1000000, &max_streams);
-            break;
-        case 't':
-            bad = cli_number("litepush.fcgi", "--threads", optarg, 1, MAX_WORKERS, &threads);
-            break;
-        case 'k':
-            keys_path = optarg;
-            break;
-        case 'P': {
-            enum pattern_err perr = pattern_set_add(&app.public_set, optarg, strlen(optarg));
-            if (perr != PATTERN_OK) {
-                fprintf(stderr, "litepush.fcgi: --public '%s': %s\n", optarg,
-                        pattern_strerror(perr));
-                bad = 1;
-            }
-            break;
-        }
-        case 'o':
-            if (app.cors_count == MAX_CORS_ORIGINS || strlen(optarg) > LIMITS_ORIGIN_MAX ||
-                strpbrk(optarg, "\r\n") != NULL) {
-                fprintf(stderr, "litepush.fcgi: at most %d --cors-origin values of %d bytes\n",
-                        MAX_CORS_ORIGINS, LIMITS_ORIGIN_MAX);
-                bad = 1;
-            } else {
-                app.cors[app.cors_count++] = optarg;
-            }
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush.fcgi --help'.\n", stderr);
+    static const char *public_items[PATTERN_SET_MAX];
+    struct cli_list public_list = {public_items, 0, PATTERN_SET_MAX};
+    struct cli_list cors_list = {app.cors, 0, MAX_CORS_ORIGINS};
+    const struct cli_flag opts[] = {
+        {"db", CLI_STRING, &db, 0, 0},
+        {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"heartbeat", CLI_NUMBER, &heartbeat_s, 1, 3600},
+        {"retry", CLI_NUMBER, &retry_ms, 0, 3600000},
+        {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-streams", CLI_NUMBER, &max_streams, 1, 1000000},
+        {"threads", CLI_NUMBER, &threads, 1, MAX_WORKERS},
+        {"auth-keys", CLI_STRING, &keys_path, 0, 0},
+        {"public", CLI_LIST, &public_list, 0, 0},
+        {"cors-origin", CLI_LIST, &cors_list, 0, 0},
+    };
+    int rc = cli_parse("litepush.fcgi", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
+    for (size_t i = 0; i < public_list.count; i++) {
+        const char *pat = public_list.items[i];
+        enum pattern_err perr = pattern_set_add(&app.public_set, pat, strlen(pat));
+        if (perr != PATTERN_OK) {
+            fprintf(stderr, "litepush.fcgi: --public '%s': %s\n", pat, pattern_strerror(perr));
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "litepush.fcgi: unexpected argument '%s'\nTry 'litepush.fcgi --help'.\n",
-                argv[optind]);
-        return 2;
+    app.cors_count = cors_list.count;
+    for (size_t i = 0; i < app.cors_count; i++) {
+        if (strlen(app.cors[i]) > LIMITS_ORIGIN_MAX || strpbrk(app.cors[i], "\r\n") != NULL) {
+            fprintf(stderr, "litepush.fcgi: --cors-origin values are one line of at most %d "
+                            "bytes\n", LIMITS_ORIGIN_MAX);
+            return 2;
+        }
     }
     if (db == NULL || db[0] == '\0') {
         fputs("litepush.fcgi: no database: give --db PATH or set LITEPUSH_DB\n", stderr);
@@ -533,7 +490,7 @@ int main(int argc, char **argv)
             app.keys ? ", access control on" : "");
     if (app.keys != NULL)
         pool_on_hup(app.pool, reload_keys, &app);
-    int rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
+    rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
     pool_stop(app.pool);
     log_stats(&app);
     /* The accept threads sit in accept(); ending the process ends them. */

@@ -156,6 +156,16 @@ enum store_err feed_replay_step(struct feed *f)
     return STORE_OK;
 }
 
+bool feed_is_replaying(const struct feed *f)
+{
+    return f->src != NULL && !f->is_live && !f->is_muted;
+}
+
+void feed_mute(struct feed *f)
+{
+    f->is_muted = true;
+}
+
 void feed_close(struct feed *f)
 {
     for (size_t i = 0; i < f->channel_count; i++)

@@ -9,7 +9,6 @@
  * watchers like any other INSERT. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -20,11 +19,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "access.h"
 #include "input_limits.h"
-#include "keys.h"
 #include "listen.h"
 #include "loop.h"
+#include "access.h"
+#include "keys.h"
 #include "pool.h"
 #include "ws_handshake.h"
 #include "ws_server.h"
@@ -85,8 +84,8 @@ struct pending {
 struct app {
     struct pool *pool;
     struct loop_io listen_io;
-    struct ws_config cfg;
-    struct ws_server_stats stats;
+    struct ws_conn_config cfg;
+    struct ws_conn_stats stats;
     struct access_policy access;
     struct keyring *keys; /* --auth-keys, or NULL */
     struct pattern_set public_set;
@@ -106,7 +105,7 @@ static void reload_keys(void *ctx)
 
 static void log_stats(void *ctx)
 {
-    const struct ws_server_stats *st = &((struct app *)ctx)->stats;
+    const struct ws_conn_stats *st = &((struct app *)ctx)->stats;
     fprintf(stderr,
             "litepush-ws: stats connections_open=%zu connections_total=%llu dropped_slow=%llu "
             "dropped_unresponsive=%llu refused_full=%llu frames_sent=%llu published=%llu "
@@ -191,98 +190,47 @@ int main(int argc, char **argv)
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL, *keys_path = NULL;
     static const char *origins[MAX_ORIGINS];
+    static const char *public_items[PATTERN_SET_MAX];
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
     static struct app app;
-    struct ws_config *cfg = &app.cfg;
-    *cfg = (struct ws_config){
+    struct ws_conn_config *cfg = &app.cfg;
+    *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"allow-publish", no_argument, NULL, 'p'},
-                                         {"max-message", required_argument, NULL, 'm'},
-                                         {"ping", required_argument, NULL, 'i'},
-                                         {"max-connections", required_argument, NULL, 'c'},
-                                         {"queue-bytes", required_argument, NULL, 'q'},
-                                         {"origin", required_argument, NULL, 'o'},
-                                         {"no-deflate", no_argument, NULL, 'n'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"auth-keys", required_argument, NULL, 'k'},
-                                         {"public", required_argument, NULL, 'P'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'p':
-            cfg->is_publish_allowed = true;
-            break;
-        case 'm':
-            bad = cli_number("litepush-ws", "--max-message", optarg, 125, 1L << 30, &max_message);
-            break;
-        case 'i':
-            bad = cli_number("litepush-ws", "--ping", optarg, 1, 3600, &ping_s);
-            break;
-        case 'c':
-            bad = cli_number("litepush-ws", "--max-connections", optarg, 1, 1000000, &max_conns);
-            break;
-        case 'q':
-            bad = cli_number("litepush-ws", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
-            break;
-        case 'o':
-            if (cfg->origin_count == MAX_ORIGINS) {
-                fprintf(stderr, "litepush-ws: at most %d --origin values\n", MAX_ORIGINS);
-                bad = 1;
-            } else {
-                origins[cfg->origin_count++] = optarg;
-            }
-            break;
-        case 'n':
-            cfg->is_deflate_enabled = false;
-            break;
-        case 't':
-            bad = cli_number("litepush-ws", "--threads", optarg, 1, MAX_THREADS, &threads);
-            break;
-        case 'k':
-            keys_path = optarg;
-            break;
-        case 'P': {
-            enum pattern_err perr = pattern_set_add(&app.public_set, optarg, strlen(optarg));
-            if (perr != PATTERN_OK) {
-                fprintf(stderr, "litepush-ws: --public '%s': %s\n", optarg, pattern_strerror(perr));
-                bad = 1;
-            }
-            break;
-        }
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush-ws --help'.\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "litepush-ws: unexpected argument '%s'\nTry 'litepush-ws --help'.\n",
-                argv[optind]);
-        return 2;
-    }
+    struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
+    struct cli_list public_list = {.items = public_items, .cap = PATTERN_SET_MAX};
+    const struct cli_flag opts[] = {
+        {"db", CLI_STRING, &db, 0, 0},
+        {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"allow-publish", CLI_SET, &cfg->is_publish_allowed, 0, 0},
+        {"max-message", CLI_NUMBER, &max_message, 125, 1L << 30},
+        {"ping", CLI_NUMBER, &ping_s, 1, 3600},
+        {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
+        {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"origin", CLI_LIST, &origin_list, 0, 0},
+        {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
+        {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
+        {"auth-keys", CLI_STRING, &keys_path, 0, 0},
+        {"public", CLI_LIST, &public_list, 0, 0},
+    };
+    int rc = cli_parse("litepush-ws", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
     if (db == NULL || db[0] == '\0' || listen_spec == NULL) {
         fputs("litepush-ws: give --db PATH (or LITEPUSH_DB) and --listen HOST:PORT\n"
               "Try 'litepush-ws --help'.\n",
               stderr);
         return 2;
     }
+    for (size_t i = 0; i < public_list.count; i++) {
+        const char *pat = public_list.items[i];
+        enum pattern_err perr = pattern_set_add(&app.public_set, pat, strlen(pat));
+        if (perr != PATTERN_OK) {
+            fprintf(stderr, "litepush-ws: --public '%s': %s\n", pat, pattern_strerror(perr));
+            return 2;
+        }
+    }
+    cfg->origin_count = origin_list.count;
     cfg->max_message = (size_t)max_message;
     cfg->ping_ms = (unsigned)ping_s * 1000;
     cfg->max_connections = (size_t)max_conns;
@@ -326,7 +274,7 @@ int main(int argc, char **argv)
             app.keys ? " (access control on)" : "");
     if (app.keys != NULL)
         pool_on_hup(app.pool, reload_keys, &app);
-    int rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
+    rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
     close(listen_fd); /* no new clients while the workers say goodbye */
     pool_stop(app.pool);
     log_stats(&app);

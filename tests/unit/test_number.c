@@ -28,7 +28,7 @@ static void test_table(void)
         {S("9223372036854775807"), INT64_MAX, true, INT64_MAX},
         {S("9223372036854775808"), INT64_MAX, false, 0},
         {S("9999999999999999999"), INT64_MAX, false, 0},
-        {S("0000000000000000001"), INT64_MAX, true, 1},  /* 19 digits */
+        {S("0000000000000000001"), INT64_MAX, true, 1},   /* 19 digits */
         {S("00000000000000000001"), INT64_MAX, false, 0}, /* 20 digits */
         {S("18446744073709551616"), INT64_MAX, false, 0}, /* 2^64 */
         {S(""), INT64_MAX, false, 0},
