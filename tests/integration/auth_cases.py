@@ -593,6 +593,153 @@ def auth_cli(_):
     check(r.returncode == 0 and "--key-file" in r.stdout, "litepush-token --help")
 
 
+def _shipped(name):
+    """A copy of apache-conf/NAME pointed at the auth processes' ports."""
+    with open(os.path.join(ROOT, "apache-conf", name)) as f:
+        text = f.read()
+    text = text.replace("127.0.0.1:9000", f"127.0.0.1:{ENV.fport_auth}")
+    text = text.replace("127.0.0.1:9001", f"127.0.0.1:{ENV.wsport_auth}")
+    text = re.sub(r'("port"\s*=>\s*)9000\b', rf"\g<1>{ENV.fport_auth}", text)
+    text = re.sub(r'("port"\s*=>\s*)9001\b', rf"\g<1>{ENV.wsport_auth}", text)
+    return ENV.write("shipped-" + name, text)
+
+
+def _log_has(path, needle, timeout):
+    def has():
+        try:
+            with open(path, "rb") as f:
+                return needle.encode() in f.read()
+        except OSError:
+            return False
+    try:
+        wait_until(has, timeout, f"{needle!r} in {os.path.basename(path)}", interval=0.1)
+    except Fail:
+        return False
+    return True
+
+
+def _check_logs(logs, marker, T):
+    """marker: a path logged once the requests ended; no token anywhere."""
+    problems = []
+    check(any(_log_has(p, marker, 8) for p in logs), f"no {marker!r} in the access logs {logs}")
+    for p in logs:
+        try:
+            with open(p, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for name, tok in T.items():
+            if any(len(part) > 12 and part in text for part in tok.split(".")[1:]):
+                problems.append(f"{os.path.basename(p)} holds the {name} token")
+                break
+    return problems
+
+
+def conf_apache_shipped(_):
+    """apache-conf/litepush-apache.conf as shipped (ports changed): the
+    Authorization header reaches the responder (CGIPassAuth; without it, 401),
+    ?token= works for SSE and WebSocket, and no token reaches an access log
+    (the site's own CustomLog with env=!litepush_token, as the file says)."""
+    T = tokens()
+    port = free_port()
+    d = os.path.join(ENV.dir, "shipped-apache")
+    os.makedirs(os.path.join(d, "run"), exist_ok=True)
+    conf = _shipped("litepush-apache.conf")
+    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env", "setenvif"]
+    loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
+    wrap = ENV.write("shipped-apache-main.conf", f"""ServerRoot "{d}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{d}/apache.pid"
+DefaultRuntimeDir "{d}/run"
+ErrorLog "{d}/error.log"
+User www-data
+Group www-data
+Define APACHE_LOG_DIR "{d}"
+{loads}
+LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
+CustomLog "{d}/access.log" combined env=!litepush_token
+Include "{conf}"
+# The control: the same backend without CGIPassAuth.
+ProxyPass /nopass/events fcgi://127.0.0.1:{ENV.fport_auth}/ flushpackets=on timeout=30 retry=0
+""")
+    os.chmod(d, 0o777)
+    log = open(os.path.join(d, "stderr.log"), "ab")
+    env = dict(os.environ, APACHE_RUN_DIR=os.path.join(d, "run"),
+               APACHE_LOCK_DIR=os.path.join(d, "run"), APACHE_PID_FILE=os.path.join(d, "apache.pid"))
+    p = PROCS.start(["/usr/sbin/apache2", "-f", wrap, "-DFOREGROUND"], stdout=log, stderr=log,
+                    env=env)
+    log.close()
+    try:
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, "Apache to listen")
+        check(p.poll() is None, f"Apache with the shipped config exited: {ENV.tail('shipped')}")
+        sse = AuthTarget("shipped-apache", "sse", port, "/events")
+        ws = AuthTarget("shipped-apache-ws", "ws", port, "/ws")
+        nopass = AuthTarget("shipped-apache-nopass", "sse", port, "/nopass/events")
+        problems = []
+        for t, q, hdr, want in (
+                (sse, qs(["news.a"]), {"Authorization": f"Bearer {T['good']}"}, 200),
+                (nopass, qs(["news.a"]), {"Authorization": f"Bearer {T['good']}"}, 401),
+                (sse, qs(["news.a"]), {"Authorization": f"Bearer {T['expired']}"}, 401),
+                (sse, qs(["news.a"], T["good"]), None, 200),
+                (sse, qs(["news.a"]), {"Cookie": f"litepush_token={T['good']}"}, 200),
+                (ws, qs(["news.a"]), {"Authorization": f"Bearer {T['good']}"}, 101),
+                (ws, qs(["news.a"], T["good"]), None, 101),
+                (ws, qs(["news.a"], T["expired"]), None, 401)):
+            st, hd, body = attempt(t, q, hdr)
+            if st != want:
+                problems.append(f"{t.path} {list(hdr or {})} token in query {'token=' in q}: "
+                                f"expected {want}, got {st} {body.strip()!r}")
+        problems += _check_logs([os.path.join(d, "access.log"),
+                                 os.path.join(d, "litepush-access.log")],
+                                "GET /events HTTP/1.1", T)
+        if not _log_has(os.path.join(d, "access.log"), "/events?channel=news.a HTTP", 8):
+            problems.append("a request without a token should be in the site's log as usual")
+        check(not problems, "; ".join(problems))
+    finally:
+        Procs.stop(p)
+
+
+def conf_lighttpd_shipped(_):
+    """apache-conf/litepush-lighttpd.conf as shipped (ports changed): the
+    Authorization header reaches the responder and the helper, and the
+    access log holds the path without the token."""
+    T = tokens()
+    port = free_port()
+    d = os.path.join(ENV.dir, "shipped-lighttpd")
+    os.makedirs(os.path.join(d, "www"), exist_ok=True)
+    conf = _shipped("litepush-lighttpd.conf")
+    wrap = ENV.write("shipped-lighttpd-main.conf", f"""server.document-root = "{d}/www"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{d}/error.log"
+server.modules = ( "mod_accesslog" )
+accesslog.filename = "{d}/access.log"
+include "{conf}"
+""")
+    log = open(os.path.join(d, "stderr.log"), "ab")
+    p = PROCS.start(["lighttpd", "-D", "-f", wrap], stdout=log, stderr=log)
+    log.close()
+    try:
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, "lighttpd to listen")
+        check(p.poll() is None, "lighttpd with the shipped config exited")
+        sse = AuthTarget("shipped-lighttpd", "sse", port, "/events")
+        ws = AuthTarget("shipped-lighttpd-ws", "ws", port, "/ws")
+        problems = []
+        for t, q, hdr, want in ((sse, qs(["news.a"]), {"Authorization": f"Bearer {T['good']}"}, 200),
+                                (sse, qs(["news.a"], T["good"]), None, 200),
+                                (sse, qs(["news.a"]), None, 401),
+                                (ws, qs(["news.a"]), {"Authorization": f"Bearer {T['good']}"}, 101),
+                                (ws, qs(["news.a"], T["good"]), None, 101)):
+            st, hd, body = attempt(t, q, hdr)
+            if st != want:
+                problems.append(f"{t.path} {list(hdr or {})}: expected {want}, got {st} {body!r}")
+        problems += _check_logs([os.path.join(d, "access.log")], "GET /events HTTP/1.1", T)
+        check(not problems, "; ".join(problems))
+    finally:
+        Procs.stop(p)
+
+
 # name, function, timeout (s), scope
 AUTH_CASES = [
     ("auth.cli", auth_cli, 60, "cli"),
@@ -605,4 +752,6 @@ AUTH_CASES = [
     ("auth.reserved_events", auth_reserved_without_keys, 10, "cli"),
     ("auth.cors", auth_cors, 20, "auth-sse"),
     ("auth.ws_origin", auth_ws_origin, 20, "auth-ws"),
+    ("conf.apache_authorization_and_logs", conf_apache_shipped, 40, "cli"),
+    ("conf.lighttpd_authorization_and_logs", conf_lighttpd_shipped, 40, "cli"),
 ]

@@ -156,9 +156,10 @@ def conf_user_files_parse(_):
     """apache-conf/*.conf as shipped: both servers accept them."""
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
     l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
-    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env", "setenvif"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     wrap = ENV.write("check-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
+                     f'Define APACHE_LOG_DIR "{ENV.dir}"\n'
                      f'Listen 127.0.0.1:{free_port()}\nDefaultRuntimeDir "{ENV.dir}/apache-run"\n'
                      f'PidFile "{ENV.dir}/check.pid"\nErrorLog "{ENV.dir}/check-apache.log"\n'
                      f'{loads}\nInclude "{a}"\n')
