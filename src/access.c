@@ -68,11 +68,9 @@ bool access_cookie(const char *value, size_t len, const char *name, const char *
 }
 
 /* The first credential presented, by the contract's order. */
-static enum access_source find_token(const struct access_request *r, const char **tok,
-                                     size_t *len)
+static enum access_source find_token(const struct access_request *r, const char **tok, size_t *len)
 {
-    if (r->authorization != NULL &&
-        access_bearer(r->authorization, r->authorization_len, tok, len))
+    if (r->authorization != NULL && access_bearer(r->authorization, r->authorization_len, tok, len))
         return ACCESS_SOURCE_HEADER;
     if (r->query_token != NULL) {
         *tok = r->query_token;
@@ -194,8 +192,8 @@ void access_client(const char *peer, bool is_peer_trusted, const char *xff, size
 }
 
 void access_log_line(const struct access_verdict *v, const char *client,
-                     const char *const *channels, const size_t *channel_lens,
-                     size_t channel_count, char *out, size_t cap)
+                     const char *const *channels, const size_t *channel_lens, size_t channel_count,
+                     char *out, size_t cap)
 {
     static const char *const SOURCES[] = {"", " from header", " from query", " from cookie"};
     int n = snprintf(out, cap, "refused %d (%s%s) client %s", v->status, v->reason,

@@ -34,7 +34,12 @@ struct access_policy {
 };
 
 /* Where the token came from. */
-enum access_source { ACCESS_SOURCE_NONE = 0, ACCESS_SOURCE_HEADER, ACCESS_SOURCE_QUERY, ACCESS_SOURCE_COOKIE };
+enum access_source {
+    ACCESS_SOURCE_NONE = 0,
+    ACCESS_SOURCE_HEADER,
+    ACCESS_SOURCE_QUERY,
+    ACCESS_SOURCE_COOKIE
+};
 
 /* One request, as slices borrowed for the call. A NULL pointer is absent. */
 struct access_request {
@@ -103,7 +108,7 @@ void access_client(const char *peer, bool is_peer_trusted, const char *xff, size
 /* One log line (no newline) for a refused request: status, reason, client,
  * the token's sub when known, and the channels. Never the token. */
 void access_log_line(const struct access_verdict *v, const char *client,
-                     const char *const *channels, const size_t *channel_lens,
-                     size_t channel_count, char *out, size_t cap);
+                     const char *const *channels, const size_t *channel_lens, size_t channel_count,
+                     char *out, size_t cap);
 
 #endif

@@ -163,8 +163,7 @@ static bool is_loopback_text(const char *addr)
 
 /* Decides access for a parsed request. Returns true when it may stream,
  * with the expiry set; otherwise answers 401 or 403 and logs why. */
-static bool check_access(FCGX_Request *req, struct app *app, struct json *j,
-                         struct handoff_item *h)
+static bool check_access(FCGX_Request *req, struct app *app, struct json *j, struct handoff_item *h)
 {
     const char *auth = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
     const char *cookie = FCGX_GetParam("HTTP_COOKIE", req->envp);
@@ -191,15 +190,12 @@ static bool check_access(FCGX_Request *req, struct app *app, struct json *j,
     const char *peer = FCGX_GetParam("REMOTE_ADDR", req->envp);
     const char *xff = FCGX_GetParam("HTTP_X_FORWARDED_FOR", req->envp);
     char client[80], line[1024];
-    access_client(peer, is_loopback_text(peer), xff, xff ? strlen(xff) : 0, client,
-                  sizeof client);
-    access_log_line(&v, client, q->channels, q->channel_lens, q->channel_count, line,
-                    sizeof line);
+    access_client(peer, is_loopback_text(peer), xff, xff ? strlen(xff) : 0, client, sizeof client);
+    access_log_line(&v, client, q->channels, q->channel_lens, q->channel_count, line, sizeof line);
     fprintf(stderr, "litepush.fcgi: %s\n", line);
     char extra[EXTRA_HEADERS_MAX + 64];
     if (v.status == 401) {
-        snprintf(extra, sizeof extra, "WWW-Authenticate: %s\r\n%s", v.www_authenticate,
-                 h->headers);
+        snprintf(extra, sizeof extra, "WWW-Authenticate: %s\r\n%s", v.www_authenticate, h->headers);
         reply_error(req, "401 Unauthorized", extra, v.reason);
     } else {
         reply_error(req, "403 Forbidden", h->headers, v.reason);
@@ -413,8 +409,10 @@ int main(int argc, char **argv)
     app.cors_count = cors_list.count;
     for (size_t i = 0; i < app.cors_count; i++) {
         if (strlen(app.cors[i]) > LIMITS_ORIGIN_MAX || strpbrk(app.cors[i], "\r\n") != NULL) {
-            fprintf(stderr, "litepush.fcgi: --cors-origin values are one line of at most %d "
-                            "bytes\n", LIMITS_ORIGIN_MAX);
+            fprintf(stderr,
+                    "litepush.fcgi: --cors-origin values are one line of at most %d "
+                    "bytes\n",
+                    LIMITS_ORIGIN_MAX);
             return 2;
         }
     }

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 struct key {
     char kid[KEYS_KID_MAX + 1];
     size_t kid_len;

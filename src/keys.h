@@ -42,8 +42,7 @@ const uint8_t *keys_find(const struct keyset *ks, const char *kid, size_t kid_le
                          size_t *secret_len);
 /* The number of keys, and key i's kid (NUL-terminated) and secret. */
 size_t keys_count(const struct keyset *ks);
-const char *keys_kid(const struct keyset *ks, size_t i, const uint8_t **secret,
-                     size_t *secret_len);
+const char *keys_kid(const struct keyset *ks, size_t i, const uint8_t **secret, size_t *secret_len);
 
 /* A ring holding the set loaded from path; NULL with a reason when the
  * file cannot be read or parsed. The ring keeps a copy of path. */

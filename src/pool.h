@@ -64,9 +64,9 @@ void pool_hand(struct pool *pool, struct pool_item *item);
  * instead of ending the program. Call before pool_run. */
 void pool_on_hup(struct pool *pool, pool_signal_fn *on_hup, void *ctx);
 
-/* Runs the main loop until SIGTERM, SIGINT or SIGHUP (unless pool_on_hup) (logged, named by
- * prog), calling on_usr1(ctx) for each SIGUSR1. Returns 0, or -1 when the
- * loop failed. */
+/* Runs the main loop until SIGTERM, SIGINT or (without pool_on_hup) SIGHUP,
+ * logged and named by prog, calling on_usr1(ctx) for each SIGUSR1. Returns
+ * 0, or -1 when the loop failed. */
 int pool_run(struct pool *pool, const char *prog, pool_signal_fn *on_usr1, void *ctx);
 
 /* Stops every worker: each server ends its clients and its store is closed

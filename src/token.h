@@ -20,17 +20,17 @@ struct json;
  * WWW-Authenticate: Bearer error="invalid_token" and token_strerror's text. */
 enum token_err {
     TOKEN_OK = 0,
-    TOKEN_ERR_TOO_LONG,        /* over LIMITS_TOKEN_MAX bytes */
-    TOKEN_ERR_FORMAT,          /* not three dot-separated base64url parts */
-    TOKEN_ERR_HEADER,          /* header is not a JSON object with valid fields */
-    TOKEN_ERR_ALG,             /* alg is not HS256 (none, HS512, RS256, ...) */
-    TOKEN_ERR_UNKNOWN_KID,     /* no key with that kid (absent kid: "default") */
-    TOKEN_ERR_SIGNATURE,       /* HMAC does not match */
-    TOKEN_ERR_CLAIMS,          /* claims are not a JSON object with valid types */
-    TOKEN_ERR_NO_EXP,          /* exp is missing */
-    TOKEN_ERR_EXPIRED,         /* now >= exp */
-    TOKEN_ERR_NOT_YET_VALID,   /* now < nbf */
-    TOKEN_ERR_PATTERN,         /* a subscribe/publish entry is not a valid pattern */
+    TOKEN_ERR_TOO_LONG,      /* over LIMITS_TOKEN_MAX bytes */
+    TOKEN_ERR_FORMAT,        /* not three dot-separated base64url parts */
+    TOKEN_ERR_HEADER,        /* header is not a JSON object with valid fields */
+    TOKEN_ERR_ALG,           /* alg is not HS256 (none, HS512, RS256, ...) */
+    TOKEN_ERR_UNKNOWN_KID,   /* no key with that kid (absent kid: "default") */
+    TOKEN_ERR_SIGNATURE,     /* HMAC does not match */
+    TOKEN_ERR_CLAIMS,        /* claims are not a JSON object with valid types */
+    TOKEN_ERR_NO_EXP,        /* exp is missing */
+    TOKEN_ERR_EXPIRED,       /* now >= exp */
+    TOKEN_ERR_NOT_YET_VALID, /* now < nbf */
+    TOKEN_ERR_PATTERN,       /* a subscribe/publish entry is not a valid pattern */
 };
 
 /* What a valid token grants. */

@@ -37,14 +37,11 @@ int main(int argc, char **argv)
     const char *subscribe[PATTERN_SET_MAX], *publish[PATTERN_SET_MAX];
     size_t n_sub = 0, n_pub = 0;
     long ttl = 3600;
-    static const struct option opts[] = {{"key-file", required_argument, NULL, 'k'},
-                                         {"kid", required_argument, NULL, 'i'},
-                                         {"sub", required_argument, NULL, 's'},
-                                         {"subscribe", required_argument, NULL, 'S'},
-                                         {"publish", required_argument, NULL, 'P'},
-                                         {"ttl", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"key-file", required_argument, NULL, 'k'}, {"kid", required_argument, NULL, 'i'},
+        {"sub", required_argument, NULL, 's'},      {"subscribe", required_argument, NULL, 'S'},
+        {"publish", required_argument, NULL, 'P'},  {"ttl", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;

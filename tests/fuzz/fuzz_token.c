@@ -77,8 +77,8 @@ static void as_json(const uint8_t *data, size_t size)
     size_t hlen = (size_t)(nl - data), clen = size - hlen - 1;
     static char tok[LIMITS_TOKEN_MAX * 2];
     static struct token_claims c;
-    long n = token_sign((const char *)data, hlen, (const char *)nl + 1, clen,
-                        (const uint8_t *)KEYS, 32, tok, sizeof tok);
+    long n = token_sign((const char *)data, hlen, (const char *)nl + 1, clen, (const uint8_t *)KEYS,
+                        32, tok, sizeof tok);
     if (n < 0)
         return;
     enum token_err e = verify_copy(tok, (size_t)n, &c);

@@ -78,7 +78,10 @@ static void test_table(void)
         /* a valid token */
         {{bearer_good, NULL, NULL, {"news"}}, 0, ACCESS_SOURCE_HEADER, NULL, ""},
         {{bearer_good, NULL, NULL, {"room:1", "news", "pub"}}, 0, ACCESS_SOURCE_HEADER, NULL, ""},
-        {{bearer_good, NULL, NULL, {"news", "secret"}}, 403, ACCESS_SOURCE_HEADER, NULL,
+        {{bearer_good, NULL, NULL, {"news", "secret"}},
+         403,
+         ACCESS_SOURCE_HEADER,
+         NULL,
          "'secret'"},
         {{bearer_good, NULL, NULL, {"room"}}, 403, ACCESS_SOURCE_HEADER, NULL, "'room'"},
         {{NULL, good, NULL, {"news"}}, 0, ACCESS_SOURCE_QUERY, NULL, ""},
@@ -86,25 +89,49 @@ static void test_table(void)
         {{NULL, no_rights, NULL, {"news"}}, 403, ACCESS_SOURCE_QUERY, NULL, "news"},
         {{NULL, no_rights, NULL, {"pub"}}, 0, ACCESS_SOURCE_QUERY, NULL, ""},
         /* a bad token, even for a public channel */
-        {{bearer_expired, NULL, NULL, {"news"}}, 401, ACCESS_SOURCE_HEADER,
-         "Bearer error=\"invalid_token\"", "expired"},
-        {{bearer_expired, NULL, NULL, {"pub"}}, 401, ACCESS_SOURCE_HEADER,
-         "Bearer error=\"invalid_token\"", "expired"},
-        {{NULL, other_key, NULL, {"pub"}}, 401, ACCESS_SOURCE_QUERY,
-         "Bearer error=\"invalid_token\"", "signature"},
-        {{"Bearer", NULL, NULL, {"news"}}, 401, ACCESS_SOURCE_HEADER,
-         "Bearer error=\"invalid_token\"", "not a JWT"},
-        {{NULL, "", NULL, {"news"}}, 401, ACCESS_SOURCE_QUERY, "Bearer error=\"invalid_token\"",
+        {{bearer_expired, NULL, NULL, {"news"}},
+         401,
+         ACCESS_SOURCE_HEADER,
+         "Bearer error=\"invalid_token\"",
+         "expired"},
+        {{bearer_expired, NULL, NULL, {"pub"}},
+         401,
+         ACCESS_SOURCE_HEADER,
+         "Bearer error=\"invalid_token\"",
+         "expired"},
+        {{NULL, other_key, NULL, {"pub"}},
+         401,
+         ACCESS_SOURCE_QUERY,
+         "Bearer error=\"invalid_token\"",
+         "signature"},
+        {{"Bearer", NULL, NULL, {"news"}},
+         401,
+         ACCESS_SOURCE_HEADER,
+         "Bearer error=\"invalid_token\"",
+         "not a JWT"},
+        {{NULL, "", NULL, {"news"}},
+         401,
+         ACCESS_SOURCE_QUERY,
+         "Bearer error=\"invalid_token\"",
          "not a JWT"},
         /* first found wins: header, then query, then cookie */
-        {{bearer_expired, good, cookie_good, {"news"}}, 401, ACCESS_SOURCE_HEADER,
-         "Bearer error=\"invalid_token\"", "expired"},
+        {{bearer_expired, good, cookie_good, {"news"}},
+         401,
+         ACCESS_SOURCE_HEADER,
+         "Bearer error=\"invalid_token\"",
+         "expired"},
         {{bearer_good, expired, cookie_expired, {"news"}}, 0, ACCESS_SOURCE_HEADER, NULL, ""},
-        {{NULL, expired, cookie_good, {"news"}}, 401, ACCESS_SOURCE_QUERY,
-         "Bearer error=\"invalid_token\"", "expired"},
+        {{NULL, expired, cookie_good, {"news"}},
+         401,
+         ACCESS_SOURCE_QUERY,
+         "Bearer error=\"invalid_token\"",
+         "expired"},
         {{NULL, good, cookie_expired, {"news"}}, 0, ACCESS_SOURCE_QUERY, NULL, ""},
-        {{NULL, NULL, cookie_expired, {"news"}}, 401, ACCESS_SOURCE_COOKIE,
-         "Bearer error=\"invalid_token\"", "expired"},
+        {{NULL, NULL, cookie_expired, {"news"}},
+         401,
+         ACCESS_SOURCE_COOKIE,
+         "Bearer error=\"invalid_token\"",
+         "expired"},
         {{"Basic x", NULL, cookie_good, {"news"}}, 0, ACCESS_SOURCE_COOKIE, NULL, ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -160,8 +187,7 @@ static void test_bearer_cookie(void)
     };
     for (size_t i = 0; i < sizeof cookies / sizeof cookies[0]; i++) {
         size_t len = strlen(cookies[i].header);
-        bool found =
-            access_cookie(guarded(cookies[i].header, len), len, "litepush_token", &t, &n);
+        bool found = access_cookie(guarded(cookies[i].header, len), len, "litepush_token", &t, &n);
         CHECK(found == (cookies[i].value != NULL));
         if (found && cookies[i].value != NULL)
             CHECK_MEM(t, n, cookies[i].value);
@@ -253,8 +279,7 @@ int main(void)
          "\"publish\":[\"chat\"]}}",
          K32);
     mint(expired, "{\"exp\":1700000000,\"litepush\":{\"subscribe\":[\"*\"]}}", K32);
-    mint(other_key, "{\"exp\":1700000100,\"litepush\":{\"subscribe\":[\"*\"]}}",
-         K32 "other-key");
+    mint(other_key, "{\"exp\":1700000100,\"litepush\":{\"subscribe\":[\"*\"]}}", K32 "other-key");
     mint(no_rights, "{\"exp\":1700000100}", K32);
     snprintf(bearer_good, sizeof bearer_good, "Bearer %s", good);
     snprintf(bearer_expired, sizeof bearer_expired, "Bearer %s", expired);

@@ -51,8 +51,9 @@ static enum token_err verify(const char *tok)
 static void test_rfc7515_a1(void)
 {
     /* RFC 7515 appendix A.1: the JWK's k, decoded, is the key. */
-    static const char k[] = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUu"
-                            "TwjAzZr1Z9CAow";
+    static const char k[] =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUu"
+        "TwjAzZr1Z9CAow";
     uint8_t key[64];
     CHECK_INT(crypto_base64url_decode(k, sizeof k - 1, key), 64);
     static const char header[] = "{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}";
@@ -74,10 +75,19 @@ static void test_base64url(void)
         long len; /* decoded length or -1 */
         const char *out;
     } cases[] = {
-        {"", 0, ""},           {"Zg", 1, "f"},        {"Zm8", 2, "fo"},     {"Zm9v", 3, "foo"},
-        {"Zm9vYg", 4, "foob"}, {"Zg==", -1, NULL},    {"Zm8=", -1, NULL},   {"Z", -1, NULL},
-        {"Zh", -1, NULL},      /* non-zero bits after the last byte */
-        {"Zm9", -1, NULL},     {"Zm+v", -1, NULL},    {"Zm/v", -1, NULL},   {"Zm v", -1, NULL},
+        {"", 0, ""},
+        {"Zg", 1, "f"},
+        {"Zm8", 2, "fo"},
+        {"Zm9v", 3, "foo"},
+        {"Zm9vYg", 4, "foob"},
+        {"Zg==", -1, NULL},
+        {"Zm8=", -1, NULL},
+        {"Z", -1, NULL},
+        {"Zh", -1, NULL}, /* non-zero bits after the last byte */
+        {"Zm9", -1, NULL},
+        {"Zm+v", -1, NULL},
+        {"Zm/v", -1, NULL},
+        {"Zm v", -1, NULL},
         {"-_-_", 3, "\xfb\xff\xbf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -155,8 +165,7 @@ static void test_times(void)
         struct token_claims c;
         enum token_err e = verify_at(mint(H, cases[i].claims, SECRET), cases[i].now, &c);
         if (e != cases[i].want)
-            fprintf(stderr, "case %zu: %s at %lld\n", i, cases[i].claims,
-                    (long long)cases[i].now);
+            fprintf(stderr, "case %zu: %s at %lld\n", i, cases[i].claims, (long long)cases[i].now);
         CHECK_INT(e, cases[i].want);
     }
 }
@@ -229,8 +238,7 @@ static void test_signature(void)
     /* The last character carries 2 unused bits: a different spelling of
      * the same MAC is refused too. */
     CHECK_INT(verify(tok), TOKEN_OK);
-    static const char ALPHA[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char ALPHA[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char *last = tok + len - 1;
     char saved_last = *last;
     *last = ALPHA[(strchr(ALPHA, saved_last) - ALPHA) ^ 1];
@@ -262,8 +270,19 @@ static void test_signature(void)
 static void test_shape(void)
 {
     static const char *const cases[] = {
-        "", ".", "..", "...", "a", "a.b", "a.b.c.d", ".b.c", "a..c", "eyJ.eyJ.", "a b.c.d",
-        "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.x.", "\xff\xfe.a.b",
+        "",
+        ".",
+        "..",
+        "...",
+        "a",
+        "a.b",
+        "a.b.c.d",
+        ".b.c",
+        "a..c",
+        "eyJ.eyJ.",
+        "a b.c.d",
+        "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.x.",
+        "\xff\xfe.a.b",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         enum token_err e = verify(cases[i]);
