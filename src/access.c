@@ -128,12 +128,12 @@ void access_decide(struct json *j, const struct access_policy *policy,
     }
 }
 
-bool access_may_publish(const struct access_policy *policy, const struct pattern_set *publish,
+bool access_may_publish(const struct access_policy *policy, const struct pattern_list *publish,
                         const char *channel, size_t channel_len)
 {
     if (policy->keys == NULL)
         return true;
-    return publish != NULL && pattern_set_covers(publish, channel, channel_len);
+    return pattern_list_covers(publish, channel, channel_len);
 }
 
 bool access_is_reserved_event(const char *event, size_t len)

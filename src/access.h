@@ -80,8 +80,9 @@ void access_decide(struct json *j, const struct access_policy *policy,
 
 /* True when a client may publish to channel: always when access control is
  * off (keys == NULL), else only when its token's publish patterns (NULL:
- * none) cover it (--public opens channels for reading only). */
-bool access_may_publish(const struct access_policy *policy, const struct pattern_set *publish,
+ * none; see pattern_list_copy) cover it (--public opens channels for
+ * reading only). */
+bool access_may_publish(const struct access_policy *policy, const struct pattern_list *publish,
                         const char *channel, size_t channel_len);
 
 /* True for event names the server keeps for itself ("litepush." prefix). */

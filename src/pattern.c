@@ -1,6 +1,7 @@
 /* pattern: see pattern.h. */
 #include "pattern.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "query.h"
@@ -43,6 +44,44 @@ bool pattern_set_covers(const struct pattern_set *set, const char *channel, size
     for (size_t i = 0; i < set->count; i++)
         if (pattern_matches(set->bytes[i], set->lens[i], channel, channel_len))
             return true;
+    return false;
+}
+
+/* count patterns, each stored as its length byte and its bytes. */
+struct pattern_list {
+    size_t count;
+    unsigned char bytes[];
+};
+
+struct pattern_list *pattern_list_copy(const struct pattern_set *set)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < set->count; i++)
+        n += 1 + set->lens[i];
+    struct pattern_list *list = malloc(sizeof *list + n);
+    if (list == NULL)
+        return NULL;
+    list->count = set->count;
+    unsigned char *at = list->bytes;
+    for (size_t i = 0; i < set->count; i++) {
+        *at++ = set->lens[i];
+        memcpy(at, set->bytes[i], set->lens[i]);
+        at += set->lens[i];
+    }
+    return list;
+}
+
+bool pattern_list_covers(const struct pattern_list *list, const char *channel, size_t channel_len)
+{
+    if (list == NULL)
+        return false;
+    const unsigned char *at = list->bytes;
+    for (size_t i = 0; i < list->count; i++) {
+        size_t len = *at++;
+        if (pattern_matches((const char *)at, len, channel, channel_len))
+            return true;
+        at += len;
+    }
     return false;
 }
 

@@ -38,6 +38,15 @@ bool pattern_matches(const char *p, size_t len, const char *channel, size_t chan
 enum pattern_err pattern_set_add(struct pattern_set *set, const char *p, size_t len);
 /* True when some pattern of set matches the channel; false for an empty set. */
 bool pattern_set_covers(const struct pattern_set *set, const char *channel, size_t channel_len);
+/* A compact immutable copy of a set, for a connection that keeps its
+ * token's patterns for its whole life (a few bytes per pattern instead of a
+ * whole struct pattern_set). Made by pattern_list_copy (NULL when out of
+ * memory), freed with free(); readable by any thread. */
+struct pattern_list;
+struct pattern_list *pattern_list_copy(const struct pattern_set *set);
+/* True when some pattern of list matches the channel; false for NULL. */
+bool pattern_list_covers(const struct pattern_list *list, const char *channel, size_t channel_len);
+
 /* A one-line reason for err. */
 const char *pattern_strerror(enum pattern_err err);
 

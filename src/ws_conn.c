@@ -80,7 +80,7 @@ struct ws_conn {
     struct deflate_inflater inflater;
     uint8_t control[LIMITS_WS_CONTROL_PAYLOAD];
     uint8_t control_len;
-    struct pattern_set *publish; /* the token's publish patterns, or NULL */
+    struct pattern_list *publish; /* the token's publish patterns, or NULL */
 };
 
 static struct ws_conn *ws_conn_of(struct conn *conn)
@@ -294,12 +294,11 @@ static bool check_access(struct ws_conn *c, const struct ws_handshake_req *req,
     if (!v.has_claims)
         return true;
     if (cfg->is_publish_allowed && v.claims.publish.count > 0) {
-        c->publish = malloc(sizeof *c->publish);
+        c->publish = pattern_list_copy(&v.claims.publish);
         if (c->publish == NULL) {
             mark_closing(c);
             return false;
         }
-        *c->publish = v.claims.publish;
     }
     if (!conn_expire_at(&c->conn, v.claims.exp)) {
         mark_closing(c);

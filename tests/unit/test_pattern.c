@@ -5,6 +5,8 @@
 #include "pattern.h"
 #include "test.h"
 
+#include <stdlib.h>
+
 #define S(lit) lit, sizeof(lit) - 1
 
 static void test_valid(void)
@@ -81,10 +83,45 @@ static void test_set(void)
     CHECK(strcmp(pattern_strerror(PATTERN_ERR_FULL), "unknown error") != 0);
 }
 
+/* The compact copy answers exactly as the set, for full and empty sets. */
+static void test_list(void)
+{
+    static const char *const pats[] = {"a", "b:*", "*x", "caf\xc3\xa9"};
+    static const char *const chans[] = {"a", "b:", "b:1", "b", "*x", "x", "caf\xc3\xa9", "ab", ""};
+    struct pattern_set set = {0};
+    for (size_t n = 0; n <= 4; n++) {
+        if (n > 0)
+            CHECK_INT(pattern_set_add(&set, pats[n - 1], strlen(pats[n - 1])), PATTERN_OK);
+        struct pattern_list *list = pattern_list_copy(&set);
+        CHECK(list != NULL);
+        for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
+            size_t len = strlen(chans[i]);
+            CHECK(pattern_list_covers(list, chans[i], len) ==
+                  pattern_set_covers(&set, chans[i], len));
+        }
+        free(list);
+    }
+    struct pattern_set full = {0};
+    char name[PATTERN_MAX_LEN];
+    memset(name, 'n', sizeof name);
+    name[sizeof name - 1] = '*'; /* the longest pattern: 128 bytes and '*' */
+    for (int i = 0; i < PATTERN_SET_MAX; i++) {
+        name[0] = (char)('0' + i % 10);
+        name[1] = (char)('0' + i / 10);
+        CHECK_INT(pattern_set_add(&full, name, sizeof name), PATTERN_OK);
+    }
+    struct pattern_list *list = pattern_list_copy(&full);
+    CHECK(pattern_list_covers(list, name, sizeof name - 1));
+    CHECK(!pattern_list_covers(list, "zz", 2));
+    free(list);
+    CHECK(!pattern_list_covers(NULL, "a", 1));
+}
+
 int main(void)
 {
     RUN(test_valid);
     RUN(test_matches);
     RUN(test_set);
+    RUN(test_list);
     TEST_MAIN_END();
 }
