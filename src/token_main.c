@@ -1,7 +1,6 @@
 /* litepush-token: mints an access token from the shell, for scripts, tests
  * and operators. The key comes from the same key file the servers read
  * (--auth-keys); the token is printed on stdout with a newline. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,66 +33,38 @@ static const char USAGE[] =
 int main(int argc, char **argv)
 {
     const char *key_file = NULL, *kid = NULL, *sub = NULL;
-    const char *subscribe[PATTERN_SET_MAX], *publish[PATTERN_SET_MAX];
-    size_t n_sub = 0, n_pub = 0;
+    static const char *subscribe[PATTERN_SET_MAX], *publish[PATTERN_SET_MAX];
+    struct cli_list sub_list = {subscribe, 0, PATTERN_SET_MAX};
+    struct cli_list pub_list = {publish, 0, PATTERN_SET_MAX};
     long ttl = 3600;
-    static const struct option opts[] = {
-        {"key-file", required_argument, NULL, 'k'}, {"kid", required_argument, NULL, 'i'},
-        {"sub", required_argument, NULL, 's'},      {"subscribe", required_argument, NULL, 'S'},
-        {"publish", required_argument, NULL, 'P'},  {"ttl", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'k':
-            key_file = optarg;
-            break;
-        case 'i':
-            kid = optarg;
-            break;
-        case 's':
-            sub = optarg;
-            if (strlen(sub) > LIMITS_TOKEN_SUB_MAX) {
-                fprintf(stderr, "litepush-token: --sub longer than %d bytes\n",
-                        LIMITS_TOKEN_SUB_MAX);
-                bad = 1;
-            }
-            break;
-        case 'S':
-        case 'P': {
-            const char **list = c == 'S' ? subscribe : publish;
-            size_t *n = c == 'S' ? &n_sub : &n_pub;
-            if (!pattern_is_valid(optarg, strlen(optarg))) {
-                fprintf(stderr, "litepush-token: '%s': %s\n", optarg,
-                        pattern_strerror(PATTERN_ERR_INVALID));
-                bad = 1;
-            } else if (*n == PATTERN_SET_MAX) {
-                fprintf(stderr, "litepush-token: %s\n", pattern_strerror(PATTERN_ERR_FULL));
-                bad = 1;
-            } else {
-                list[(*n)++] = optarg;
-            }
-            break;
-        }
-        case 't':
-            bad = cli_number("litepush-token", "--ttl", optarg, 1, 10L * 366 * 86400, &ttl);
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush-token --help'.\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc || key_file == NULL) {
+    const struct cli_flag opts[] = {
+        {"key-file", CLI_STRING, &key_file, 0, 0}, {"kid", CLI_STRING, &kid, 0, 0},
+        {"sub", CLI_STRING, &sub, 0, 0},           {"subscribe", CLI_LIST, &sub_list, 0, 0},
+        {"publish", CLI_LIST, &pub_list, 0, 0},    {"ttl", CLI_NUMBER, &ttl, 1, 10L * 366 * 86400},
+    };
+    int rc = cli_parse("litepush-token", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
+    if (key_file == NULL) {
         fputs("litepush-token: give --key-file PATH\nTry 'litepush-token --help'.\n", stderr);
         return 2;
     }
+    if (sub != NULL && strlen(sub) > LIMITS_TOKEN_SUB_MAX) {
+        fprintf(stderr, "litepush-token: --sub longer than %d bytes\n", LIMITS_TOKEN_SUB_MAX);
+        return 2;
+    }
+    const struct cli_list *lists[2] = {&sub_list, &pub_list};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < lists[l]->count; i++) {
+            const char *pat = lists[l]->items[i];
+            if (!pattern_is_valid(pat, strlen(pat))) {
+                fprintf(stderr, "litepush-token: '%s': %s\n", pat,
+                        pattern_strerror(PATTERN_ERR_INVALID));
+                return 2;
+            }
+        }
+    }
+    size_t n_sub = sub_list.count, n_pub = pub_list.count;
     char err[512];
     struct keyset *ks = keys_load(key_file, err, sizeof err);
     if (ks == NULL) {
@@ -112,7 +83,7 @@ int main(int argc, char **argv)
     } else {
         kid = keys_kid(ks, 0, &secret, &secret_len);
     }
-    int rc = 1;
+    rc = 1;
     char *header = NULL, *claims = NULL, *tok = NULL;
     struct json *j = json_open(err, sizeof err);
     if (j == NULL) {
