@@ -9,6 +9,10 @@
 #include "watcher.h"
 
 #define TICK_MS 1000
+/* Deadlines are kept in seconds and compared in milliseconds: clamp them so
+ * that at * 1000 fits an int64_t (that is still 292 million years away). */
+#define EXPIRY_AT_MAX_S (INT64_MAX / 1000 - 1)
+#define EXPIRY_WAKE_MAX_MS (24LL * 3600 * 1000)
 
 static void after_batch(void *ctx)
 {
@@ -45,7 +49,11 @@ static void arm_expiry(struct conn_set *set)
         loop_timer_cancel(set->loop, &set->expiry_timer);
         return;
     }
+    /* A far exp (a JWT may say year 292277026596) is woken for once a day
+     * until it is near; conn_expire_at keeps at * 1000 in range. */
     int64_t delay = first->at * 1000 - wall_ms();
+    if (delay > EXPIRY_WAKE_MAX_MS)
+        delay = EXPIRY_WAKE_MAX_MS;
     loop_timer_arm(set->loop, &set->expiry_timer, delay > 0 ? (uint64_t)delay : 0);
 }
 
@@ -66,6 +74,8 @@ static void on_expiry(struct loop_timer *t)
 bool conn_expire_at(struct conn *c, int64_t at_s)
 {
     struct conn_set *set = c->set;
+    if (at_s > EXPIRY_AT_MAX_S)
+        at_s = EXPIRY_AT_MAX_S;
     if (!deadline_add(&set->expiries, &c->expiry, at_s))
         return false;
     if (deadline_first(&set->expiries) == &c->expiry)

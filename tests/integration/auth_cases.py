@@ -96,7 +96,7 @@ def tokens():
     now = int(time.time())
     rights = {"subscribe": SUBSCRIBE}
     names = ["good", "good_k1", "expired", "nbf_future", "hs512", "none", "unknown_kid",
-             "no_rights", "nbf_now"]
+             "no_rights", "nbf_now", "far"]
     minted = pyjwt([
         (claims(), K_DEFAULT, "HS256", None),
         (claims(), K1, "HS256", {"kid": "k1"}),
@@ -107,6 +107,7 @@ def tokens():
         ({"exp": now + 600, "litepush": rights}, K_DEFAULT, "HS256", {"kid": "nope"}),
         ({"exp": now + 600}, K_DEFAULT, "HS256", None),
         ({"exp": now + 600, "nbf": now - 1, "litepush": rights}, K_DEFAULT, "HS256", None),
+        ({"exp": 2 ** 63 - 1, "litepush": rights}, K_DEFAULT, "HS256", None),
     ])
     _TOKENS.update(zip(names, minted))
     g = _TOKENS["good"]
@@ -211,6 +212,7 @@ def auth_refusals(t):
         ("exp as a string", ["news.a"], None, bearer("exp_string"), 401, INVALID, "claims"),
         ("empty bearer", ["news.a"], None, {"Authorization": "Bearer "}, 401, INVALID, "JWT"),
         ("valid, default key", ["news.a"], None, bearer("good"), ok, None, ""),
+        ("exp 2^63-1", ["news.a"], T["far"], None, ok, None, ""),
         ("valid, kid k1", ["news.a"], None, bearer("good_k1"), ok, None, ""),
         ("litepush-token", ["news.b"], T["cli"], None, ok, None, ""),
         ("litepush-token, not covered", ["room:1"], T["cli"], None, 403, None, "'room:1'"),
