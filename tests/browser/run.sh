@@ -37,7 +37,7 @@ pid=$!
 stop() { kill -TERM -- "-$pid" 2>/dev/null; sleep 1; kill -KILL -- "-$pid" 2>/dev/null; }
 trap 'stop; exit 1' INT TERM
 # A hard bound on top of the test's own 80 s watchdog.
-( sleep 88; kill -TERM -- "-$pid" 2>/dev/null ) &
+( sleep 88; kill -TERM -- "-$pid" 2>/dev/null ) >/dev/null 2>&1 &   # not holding our stdout open
 timer=$!
 wait "$pid"
 rc=$?
