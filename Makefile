@@ -4,6 +4,7 @@
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
 #   make fuzz            build the libFuzzer targets and run each one briefly
+#   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -43,7 +44,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -110,6 +111,9 @@ admin: all
 
 browser: all
 	@tests/browser/run.sh
+
+client: all
+	@tests/browser/run.sh client.mjs
 
 test:
 	@tests/run-all.sh
