@@ -5,6 +5,7 @@
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
+#   make docs-check      the man pages render without warnings and cover every --help flag
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -44,7 +45,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser client demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -115,6 +116,9 @@ browser: all
 client: all
 	@tests/browser/run.sh client.mjs
 
+docs-check: all
+	@tests/docs/run.sh
+
 test:
 	@tests/run-all.sh
 
@@ -135,10 +139,14 @@ install: all
 	install -m 644 apache-conf/*.conf $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
 	install -m 644 systemd/litepush-* $(DESTDIR)$(PREFIX)/share/litepush/systemd/
 	install -m 644 demo/index.html $(DESTDIR)$(PREFIX)/share/litepush/demo/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	for p in cgi-bin/litepush.fcgi ./litepush-ws ./litepush-prune; do \
-	  n=$${p##*/}; { echo ".TH $$n 1"; echo ".SH SYNOPSIS"; echo ".nf"; $$p --help; echo ".fi"; } \
-	    > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1; done
+	install -m 644 js/litepush.js $(DESTDIR)$(PREFIX)/share/litepush/
+	ln -sf ../litepush.js $(DESTDIR)$(PREFIX)/share/litepush/demo/litepush.js
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 man/litepush-ws.1 man/litepush-prune.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -x litepush-token ]; then install -m 644 man/litepush-token.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	install -m 644 man/litepush.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 man/litepush.fcgi.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune
