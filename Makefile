@@ -6,6 +6,7 @@
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
 #   make docs-check      the man pages render without warnings and cover every --help flag
+#   make deb             the Debian package (build/deb/litepush_*.deb), checked by lintian
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -45,7 +46,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check deb package demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -119,6 +120,21 @@ client: all
 docs-check: all
 	@tests/docs/run.sh
 
+# The Debian package, built from the files git tracks or would (not the
+# ignored ones: no build output) in a copy under
+# build/deb (debian/; dpkg-buildpackage -b), then checked with lintian.
+deb:
+	@tests/deps.sh deb
+	@rm -rf $(B)/deb && mkdir -p $(B)/deb/litepush
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - ; \
+	  else tar --exclude=./build --exclude=./.git -cf - . ; fi | tar -xf - -C $(B)/deb/litepush
+	@echo "deb: dpkg-buildpackage -b -us -uc (log in $(B)/deb/build.log)"
+	@cd $(B)/deb/litepush && nice dpkg-buildpackage -b -us -uc -j2 > ../build.log 2>&1 || \
+	  { tail -n 40 ../build.log; exit 1; }
+	@cd $(B)/deb && lintian --info --display-info litepush_*.deb > lintian.log 2>&1; \
+	  cat lintian.log; ! grep -q '^E: ' lintian.log
+	@ls $(B)/deb/*.deb
+
 test:
 	@tests/run-all.sh
 
@@ -135,7 +151,8 @@ install: all
 	install -m 755 cgi-bin/litepush.fcgi $(DESTDIR)$(PREFIX)/lib/cgi-bin/litepush.fcgi
 	install -m 755 litepush-ws litepush-prune $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/litepush/sql/
-	install -m 644 sql/publish/* $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
+	install -m 644 sql/publish/*.py sql/publish/*.php $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
+	install -m 755 sql/publish/publish.sh $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
 	install -m 644 apache-conf/*.conf $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
 	install -m 644 systemd/litepush-* $(DESTDIR)$(PREFIX)/share/litepush/systemd/
 	install -m 644 demo/index.html $(DESTDIR)$(PREFIX)/share/litepush/demo/

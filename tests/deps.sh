@@ -23,6 +23,11 @@ if [ "${1:-}" = test ]; then
     command -v man >/dev/null       || need+=(man-db)
     command -v groff >/dev/null     || need+=(groff-base)
 fi
+if [ "${1:-}" = test ] || [ "${1:-}" = deb ]; then
+    command -v dh >/dev/null                || need+=(debhelper)
+    command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+    command -v lintian >/dev/null           || need+=(lintian)
+fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||
         [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(nginx libnginx-mod-nchan)
