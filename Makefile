@@ -7,6 +7,7 @@
 #   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
 #   make docs-check      the man pages render without warnings and cover every --help flag
 #   make deb             the Debian package (build/deb/litepush_*.deb), checked by lintian
+#   make package         make deb, then install, run behind Apache and lighttpd, purge
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -134,6 +135,11 @@ deb:
 	@cd $(B)/deb && lintian --info --display-info litepush_*.deb > lintian.log 2>&1; \
 	  cat lintian.log; ! grep -q '^E: ' lintian.log
 	@ls $(B)/deb/*.deb
+
+# Builds the package, installs it, runs it behind Apache and lighttpd through
+# the packaged confs, purges it (root or sudo).
+package:
+	@tests/package/run.sh
 
 test:
 	@tests/run-all.sh
