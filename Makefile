@@ -6,6 +6,7 @@
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
 #   make docs-check      the man pages render without warnings and cover every --help flag
+#   make fcgid           the README's mod_fcgid recipe through Apache + libapache2-mod-fcgid
 #   make deb             the Debian package (build/deb/litepush_*.deb), checked by lintian
 #   make package         make deb, then install, run behind Apache and lighttpd, purge
 #   make demo            install what is missing, build, start a live demo on loopback
@@ -47,7 +48,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check deb package demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check fcgid deb package demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -120,6 +121,9 @@ client: all
 
 docs-check: all
 	@tests/docs/run.sh
+
+fcgid: all
+	@tests/fcgid/run.sh
 
 # The Debian package, built from the files git tracks or would (not the
 # ignored ones: no build output) in a copy under

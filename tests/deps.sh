@@ -22,6 +22,7 @@ if [ "${1:-}" = test ]; then
     command -v python3 >/dev/null   || need+=(python3)
     command -v man >/dev/null       || need+=(man-db)
     command -v groff >/dev/null     || need+=(groff-base)
+    [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
 fi
 if [ "${1:-}" = test ] || [ "${1:-}" = deb ]; then
     command -v dh >/dev/null                || need+=(debhelper)
