@@ -226,8 +226,8 @@ class Subscription {
         const gen = ++this.gen;
         const kind = this.pickTransport();
         this.transport = kind;
-        this.setState(this.attempt === 0 && !this.everOpen ? "connecting" : "reconnecting",
-                      { attempt: this.attempt });
+        if (this.state !== "connecting" && this.state !== "reconnecting")
+            this.setState(this.everOpen ? "reconnecting" : "connecting", { attempt: this.attempt });
         try {
             await this.ensureToken(this.needToken);
         } catch (e) {
@@ -245,6 +245,10 @@ class Subscription {
     retry(gen, reason, delayMs) {
         if (gen !== this.gen || this.closed) return;
         this.dropConn(reason);
+        if (delayMs === 0) {        // at once, but not twice in a row within 2 s (no tight loop)
+            if (Date.now() - (this.fastRetryAt || 0) < 2000) delayMs = undefined;
+            else this.fastRetryAt = Date.now();
+        }
         const n = this.attempt++;
         const cap = Math.min(this.o.maxDelayMs, this.o.minDelayMs * 2 ** Math.min(n, 20));
         const delay = delayMs ?? cap / 2 + Math.random() * cap / 2;
@@ -350,6 +354,10 @@ class Subscription {
                     return this.retry(gen, "token expired", 0);
                 }
                 if (ev.id === "" || !/^\d+$/.test(ev.id)) return;
+                if (ev.data === null) {          // a position without a row: a resume point
+                    if (this.lastId == null) this.lastId = Number(ev.id);
+                    return;
+                }
                 this.deliver({ id: Number(ev.id), channel: this.channels.length === 1 ? this.channels[0] : null,
                                event: ev.type === "message" ? null : ev.type, data: ev.data }, "sse");
             });
@@ -519,12 +527,15 @@ function pubError(message, code) {
 // CR, LF and CRLF end a line; comments start with ':'; data lines join with
 // LF; an event is dispatched at a blank line when it has data. onEvent gets
 // {type, data, id}, id being the last id field seen in the stream ("" if none).
+// A block with an id field but no data (which moves EventSource's
+// lastEventId without an event) is reported with data null.
 export function sseParser(onEvent) {
-    let buf = "", data = [], type = "", id = "", hasData = false;
+    let buf = "", data = [], type = "", id = "", hasData = false, hasId = false;
     const line = (l) => {
         if (l === "") {
             if (hasData) onEvent({ type: type || "message", data: data.join("\n"), id });
-            data = []; type = ""; hasData = false;
+            else if (hasId) onEvent({ type: type || "message", data: null, id });
+            data = []; type = ""; hasData = false; hasId = false;
             return;
         }
         if (l[0] === ":") return;
@@ -534,7 +545,7 @@ export function sseParser(onEvent) {
         if (value[0] === " ") value = value.slice(1);
         if (field === "data") { data.push(value); hasData = true; }
         else if (field === "event") type = value;
-        else if (field === "id" && !value.includes("\0")) id = value;
+        else if (field === "id" && !value.includes("\0")) { id = value; hasId = true; }
     };
     return (chunk, isEnd) => {
         buf += chunk;

@@ -329,7 +329,7 @@ for (const server of ["lighttpd", "apache"]) {
             const p = L.sseParser((e) => out.push(e));
             p("retry: 3000\nid: 1\r\nevent: a\r", false);
             p("\ndata: x\r\rdata:y\n", false);
-            p("data: z\n\n: keepalive\nid: 2\ndata\n\n", false);
+            p("data: z\n\n: keepalive\nid: 2\ndata\n\nid: 3\n\n", false);
             p("data: cut off", false);
             p("", true);
             const b64 = (o) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
@@ -337,7 +337,7 @@ for (const server of ["lighttpd", "apache"]) {
                      bad: L.tokenExpiry("not a token") };
         });
         const want = [{ type: "a", data: "x", id: "1" }, { type: "message", data: "y\nz", id: "1" },
-                      { type: "message", data: "", id: "2" }];
+                      { type: "message", data: "", id: "2" }, { type: "message", data: null, id: "3" }];
         if (JSON.stringify(got.out) !== JSON.stringify(want)) throw new Error(`parsed ${JSON.stringify(got.out)}`);
         if (got.exp !== 1700000000000 || got.bad !== null) throw new Error(`tokenExpiry ${got.exp} / ${got.bad}`);
     });
@@ -470,7 +470,9 @@ for (const server of ["lighttpd", "apache"]) {
         // before exp, reconnect, resume) is tested on them too.
         await runCase(`${S} 8n-${tr} token refresh before exp (server ignores tokens): reconnects, no loss`, async () => {
             const c = chan("tokn");
-            await openSub("a", { ...base, transport: tr, channels: [c], withToken: { ttl: 2 }, refreshBeforeMs: 1000 });
+            const from = insert(c, "state the page was rendered from");   // the app knows where it stands
+            await openSub("a", { ...base, transport: tr, channels: [c], lastEventId: from,
+                                 withToken: { ttl: 2 }, refreshBeforeMs: 1000 });
             await waitOpen("a", tr);
             const ids = [];
             for (let i = 0; i < 10; i++) { ids.push(insert(c, "n" + i)); await sleep(350); }   // 3.5 s
@@ -490,7 +492,9 @@ for (const server of ["lighttpd", "apache"]) {
         }
         await runCase(name, async () => {
             const c = chan("tok");
-            await openSub("a", { ...base, transport: tr, channels: [c], sseUrl: "/auth/events", wsUrl: "/auth/ws",
+            const from = insert(c, "state the page was rendered from");
+            await openSub("a", { ...base, transport: tr, channels: [c], lastEventId: from,
+                                 sseUrl: "/auth/events", wsUrl: "/auth/ws",
                                  withToken: { ttl: 3 }, refreshBeforeMs: 1000 });
             await waitOpen("a", tr);
             const ids = [];
