@@ -5,7 +5,8 @@
 # behind Apache and lighttpd started from generated configs on free
 # loopback ports (the system services are not started), check an SSE
 # stream and a WebSocket upgrade through each, then apt-get purge and check
-# that nothing is left. Needs root (or sudo).
+# that nothing is left. Needs root (or sudo). apt waits up to 3 min for the
+# dpkg lock, which another apt-get on the machine may hold.
 # Last line: "package: N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
@@ -31,7 +32,7 @@ cleanup() {
     sleep 0.3
     for p in "${pids[@]}"; do $SUDO kill -9 "$p" 2>/dev/null; done
     if [ -n "$made_run" ]; then $SUDO rm -rf /run/litepush; fi
-    if dpkg -s litepush >/dev/null 2>&1; then $SUDO apt-get purge -y -qq litepush >/dev/null 2>&1; fi
+    if dpkg -s litepush >/dev/null 2>&1; then $SUDO apt-get -o DPkg::Lock::Timeout=180 purge -y -qq litepush >/dev/null 2>&1; fi
     [ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -49,8 +50,8 @@ check "lintian reports no error" bash -c "! grep -q '^E: ' build/deb/lintian.log
 if [ -e /run/litepush/fcgi.sock ] || [ -e /run/litepush/ws.sock ]; then
     bad "/run/litepush holds sockets already (a litepush service is running here): not touching it"; finish
 fi
-if dpkg -s litepush >/dev/null 2>&1; then $SUDO apt-get purge -y -qq litepush >/dev/null 2>&1; fi
-if $SUDO apt-get install -y -qq "./$deb" > "$dir/install.log" 2>&1; then ok "apt-get install ./$(basename "$deb")"
+if dpkg -s litepush >/dev/null 2>&1; then $SUDO apt-get -o DPkg::Lock::Timeout=180 purge -y -qq litepush >/dev/null 2>&1; fi
+if $SUDO apt-get -o DPkg::Lock::Timeout=180 install -y -qq "./$deb" > "$dir/install.log" 2>&1; then ok "apt-get install ./$(basename "$deb")"
 else bad "apt-get install failed:"; tail -n 20 "$dir/install.log"; finish; fi
 files=$(dpkg -L litepush)
 for f in /usr/bin/litepush-ws /usr/bin/litepush-prune /usr/lib/cgi-bin/litepush.fcgi; do
@@ -143,7 +144,7 @@ pids=()
 [ -z "$made_run" ] || { $SUDO rm -rf /run/litepush; made_run=; }
 
 # ---- purge
-if $SUDO apt-get purge -y -qq litepush > "$dir/purge.log" 2>&1; then ok "apt-get purge litepush"
+if $SUDO apt-get -o DPkg::Lock::Timeout=180 purge -y -qq litepush > "$dir/purge.log" 2>&1; then ok "apt-get purge litepush"
 else bad "apt-get purge failed:"; tail -n 20 "$dir/purge.log"; fi
 left=()
 while read -r f; do
