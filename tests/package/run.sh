@@ -75,6 +75,11 @@ check "the units point at the installed programs" bash -c \
     "grep -q '^ExecStart=/usr/lib/cgi-bin/litepush.fcgi ' /lib/systemd/system/litepush-fcgi.service &&
      grep -q '^ExecStart=/usr/bin/litepush-ws --listen /run/litepush/ws.sock' /lib/systemd/system/litepush-ws.service &&
      ! grep -q '^ExecStart=/usr/local' /lib/systemd/system/litepush-*.service"
+if command -v systemd-analyze >/dev/null; then
+    v=$(cd /lib/systemd/system && timeout 60 systemd-analyze verify litepush-fcgi.socket litepush-fcgi.service \
+            litepush-ws.service litepush-prune.timer litepush-prune.service 2>&1)
+    check "systemd-analyze verify is silent on the installed units${v:+: ${v//$'\n'/ | }}" test -z "$v"
+fi
 check "a2enconf litepush" bash -c "$SUDO a2enconf -q litepush >/dev/null 2>&1 && [ -L /etc/apache2/conf-enabled/litepush.conf ]"
 check "lighty-enable-mod litepush" bash -c \
     "$SUDO lighty-enable-mod litepush >/dev/null 2>&1; [ -L /etc/lighttpd/conf-enabled/50-litepush.conf ]"
