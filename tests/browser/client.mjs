@@ -41,6 +41,13 @@ function killAll() {
 }
 async function cleanup() {
     if (browser) { try { await Promise.race([browser.close(), sleep(5000)]); } catch {} }
+    // Apache's parent stops its children on SIGTERM; a SIGKILL would orphan them.
+    const apache = procs.get("apache");
+    if (apache && apache.exitCode === null && apache.signalCode === null) {
+        const gone = new Promise((r) => apache.once("exit", r));
+        apache.kill("SIGTERM");
+        await Promise.race([gone, sleep(5000)]);
+    }
     killAll();
     if (!process.env.KEEP) fs.rmSync(dir, { recursive: true, force: true });
 }
