@@ -23,6 +23,14 @@ if [ "${1:-}" = test ]; then
     # PyJWT mints tokens in the access-control tests; Debian's modules are
     # on Debian's interpreter, /usr/bin/python3.
     /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+    command -v man >/dev/null       || need+=(man-db)
+    command -v groff >/dev/null     || need+=(groff-base)
+    [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
+fi
+if [ "${1:-}" = test ] || [ "${1:-}" = deb ]; then
+    command -v dh >/dev/null                || need+=(debhelper)
+    command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+    command -v lintian >/dev/null           || need+=(lintian)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||
