@@ -20,6 +20,8 @@ if [ "${1:-}" = test ]; then
         ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
         need+=(libclang-rt-14-dev)
     command -v python3 >/dev/null   || need+=(python3)
+    # The /metrics cases parse with Debian's Prometheus client (/usr/bin/python3).
+    /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||
