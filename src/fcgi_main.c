@@ -1,12 +1,15 @@
 /* litepush.fcgi: the SSE responder; the only file that calls libfcgi.
  *
- * Threads: a few accept threads run FCGX_Accept_r (safe from many threads
- * on one listener), read each request's parameters, answer bad requests
- * themselves, and hand good ones to the event-loop workers of the pool
- * (pool.h) in turn. Each worker (one per CPU, --threads) runs a responder
- * that owns its streams, with its own store connection, log watcher and
- * hub, so a row is fanned out by every core at once. The main thread only
- * waits for signals.
+ * Threads: a few accept threads (one per worker, at most ACCEPT_THREADS)
+ * run FCGX_Accept_r (safe from many threads on one listener), read each
+ * request's parameters, answer bad requests themselves, and hand good
+ * ones to the event-loop workers of the pool (pool.h) in turn. Each worker
+ * (one per CPU, --threads) runs a responder that owns its streams, with its
+ * own store connection, log watcher and hub, so a row is fanned out by
+ * every core at once. The main thread only waits for signals. Under
+ * mod_fcgid every stream is a process of its own: with --threads 1 (or
+ * LITEPUSH_THREADS=1, which the recipe sets) such a process has one loop,
+ * one accept thread, one store connection and one watcher.
  *
  * Counters: every worker and every accept thread owns one struct metrics
  * in app.metrics (metrics.h); /metrics, /stats and SIGUSR1 sum them all.
@@ -57,7 +60,9 @@ static const char USAGE[] =
     "  --max-streams N    open streams before new ones get 503 with Retry-After\n"
     "                     (default 18000; each stream is one open file)\n"
     "  --threads N        event loops sharing the streams (default: the number\n"
-    "                     of CPUs, at most 64)\n"
+    "                     of CPUs, at most 64); LITEPUSH_THREADS is used when\n"
+    "                     --threads is not given. Use 1 under mod_fcgid, where\n"
+    "                     each stream is a process of its own\n"
     "  --help             this text\n"
     "\n"
     "GET <any path ending in>/metrics answers counters in the Prometheus text\n"
@@ -289,6 +294,13 @@ int main(int argc, char **argv)
     const char *listen_spec = NULL;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
+    /* Whether the process serves one stream (mod_fcgid) or thousands
+     * (lighttpd bin-path, spawn-fcgi) cannot be told from fd 0: both hand
+     * over a listening socket. So the recipe says it. */
+    const char *threads_env = getenv("LITEPUSH_THREADS");
+    if (threads_env != NULL && threads_env[0] != '\0' &&
+        cli_number("litepush.fcgi", "LITEPUSH_THREADS", threads_env, 1, MAX_WORKERS, &threads) != 0)
+        return 2;
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
         {"listen", CLI_STRING, &listen_spec, 0, 0},
@@ -327,7 +339,9 @@ int main(int argc, char **argv)
         fputs("litepush.fcgi: FCGX_Init failed\n", stderr);
         return 1;
     }
-    app.metrics_count = (size_t)threads + ACCEPT_THREADS;
+    /* An accept thread per worker is plenty: they only read request heads. */
+    int accept_threads = threads < ACCEPT_THREADS ? (int)threads : ACCEPT_THREADS;
+    app.metrics_count = (size_t)threads + (size_t)accept_threads;
     /* The pool opens the stores, creating the schema, before the port
      * opens: a client never meets an empty database. */
     app.pool = pool_new((size_t)threads, db, &POOL_OPS, &app, err, sizeof err);
@@ -348,7 +362,7 @@ int main(int argc, char **argv)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (int i = 0; i < ACCEPT_THREADS; i++) {
+    for (int i = 0; i < accept_threads; i++) {
         pthread_t t;
         app.acceptors[i] = (struct acceptor){.app = &app, .metrics = &app.metrics[threads + i]};
         if (pthread_create(&t, &attr, accept_thread, &app.acceptors[i]) != 0) {
