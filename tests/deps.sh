@@ -22,6 +22,8 @@ if [ "${1:-}" = test ]; then
     command -v python3 >/dev/null   || need+=(python3)
     # The /metrics cases parse with Debian's Prometheus client (/usr/bin/python3).
     /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+    # The shared-hosting recipe is tested through Apache with mod_fcgid.
+    [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||

@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 
+import fcgid_cases
 import metrics_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
@@ -656,6 +657,7 @@ CASES = [
     ("cli.env_db", cli_env_db, 10, "cli"),
     ("cli.unix_socket_fastcgi", cli_unix_socket_direct, 10, "cli"),
     ("conf.user_files_parse", conf_user_files_parse, 20, "cli"),
+] + fcgid_cases.FCGID_CASES + [
     ("backend_down_503", backend_down_503, 10, "front"),
     ("headers_retry", headers_retry, 10, "all"),
     ("framing", framing, 10, "all"),
@@ -744,6 +746,7 @@ def main():
     ENV = Env(args.keep)
     ws_cases.ENV = ENV
     metrics_cases.ENV = ENV
+    fcgid_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
