@@ -647,7 +647,8 @@ def conf_apache_shipped(_):
     d = os.path.join(ENV.dir, "shipped-apache")
     os.makedirs(os.path.join(d, "run"), exist_ok=True)
     conf = _shipped("litepush-apache.conf")
-    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env", "setenvif"]
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel",
+            "proxy_http", "env", "setenvif"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     wrap = ENV.write("shipped-apache-main.conf", f"""ServerRoot "{d}"
 ServerName 127.0.0.1

@@ -32,6 +32,7 @@ import time
 import traceback
 
 import auth_cases
+import metrics_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
@@ -156,7 +157,8 @@ def conf_user_files_parse(_):
     """apache-conf/*.conf as shipped: both servers accept them."""
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
     l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
-    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env", "setenvif"]
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel",
+            "proxy_http", "env", "setenvif"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     wrap = ENV.write("check-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
                      f'Define APACHE_LOG_DIR "{ENV.dir}"\n'
@@ -676,6 +678,7 @@ CASES = [
     ("kill9_resume", kill9_resume, 40, "main"),
     ("disconnect_cleanup", disconnect_cleanup, 40, "main"),
     ("many_streams", many_streams, 70, "main"),
+] + metrics_cases.METRICS_CASES + [  # before the pruning cases, which affect later resumes
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
 ] + ws_cases.WS_CASES + auth_cases.AUTH_CASES
@@ -745,6 +748,7 @@ def main():
     ENV = Env(args.keep)
     ws_cases.ENV = ENV
     auth_cases.ENV = ENV
+    metrics_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
