@@ -287,9 +287,12 @@ static bool check_access(struct ws_conn *c, const struct ws_handshake_req *req,
         access_log_line(&v, client, q->channels, q->channel_lens, q->channel_count, line,
                         sizeof line);
         fprintf(stderr, "litepush-ws: %s\n", line);
-        long n = v.status == 401 ? ws_handshake_write_unauthorized(resp, sizeof resp,
-                                                                   v.www_authenticate, v.reason)
-                                 : ws_handshake_write_error(resp, sizeof resp, 403, v.reason, 0);
+        if (v.status == 403) {
+            refuse(c, 403, v.reason, 0);
+            return false;
+        }
+        metrics_add(c->env->set.metrics, metrics_refusal(401), 1);
+        long n = ws_handshake_write_unauthorized(resp, sizeof resp, v.www_authenticate, v.reason);
         if (n > 0 && write(c->conn.io.fd, resp, (size_t)n) < 0) {
             /* the client is gone already */
         }

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 from harness import (APACHE_MODULES, BIN, DB, PROCS, ROOT, WS_BIN, Fail, Procs, Skip, Stream, alive,
                      check, free_port, short, tcp_listening, wait_until)
@@ -547,6 +548,17 @@ def auth_log_lines(_):
                 if len(part) > 12 and part in text:
                     problems.append(f"{log}: part of the {name} token was logged")
                     break
+    # ... and counted: litepush_connections_refused_total{reason="auth"}.
+    for port, path in ((ENV.wsport_auth, "/ws/metrics"), (ENV.lport, "/auth/events/metrics")):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                st, body = resp.status, resp.read().decode("utf-8", "replace")
+        except OSError as e:
+            st, body = str(e), ""
+        m = re.search(r'^litepush_connections_refused_total\{reason="auth"\} (\d+)', body, re.M)
+        if st != 200 or m is None or int(m.group(1)) == 0:
+            problems.append(f"{path}: no auth refusals counted ({st}, "
+                            f"{short([ln for ln in body.splitlines() if 'refused' in ln])})")
     check(not problems, "; ".join(problems))
 
 
