@@ -3,6 +3,7 @@
 #   make WERROR=1        the same with -Werror (CI)
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
+#                        (SQLite, then PostgreSQL: make pg)
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
@@ -16,7 +17,7 @@ DESTDIR ?=
 CC      ?= cc
 FUZZ_CC ?= clang-14
 
-PKGS     := fcgi sqlite3 libcrypto zlib
+PKGS     := fcgi sqlite3 libpq libcrypto zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -43,7 +44,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser pg demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -56,7 +57,11 @@ $(B)/schema_sql.h: sql/schema.sql
 	@mkdir -p $(B)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
 
-$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/schema_pg_sql.h: sql/schema-postgresql.sql
+	@mkdir -p $(B)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
+
+$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -75,7 +80,7 @@ litepush-prune: $(B)/obj/prune_main.o $(B)/liblitepush.a
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
-$(B)/san/%.o: src/%.c $(B)/schema_sql.h
+$(B)/san/%.o: src/%.c $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/san
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS) $(SAN) -c $< -o $@
 $(B)/liblitepush-san.a: $(LIB_SRC:src/%.c=$(B)/san/%.o)
@@ -92,7 +97,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Ibuild -iquote src $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/schema_sql.h
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
@@ -110,6 +115,9 @@ admin: all
 
 browser: all
 	@tests/browser/run.sh
+
+pg: all
+	@tests/pg/run.sh
 
 test:
 	@tests/run-all.sh

@@ -35,13 +35,18 @@ static void deliver_live(void *subscriber, struct hub_delivery *d)
     f->queue(f, hub_delivery_payload(d, f->format));
 }
 
-/* Where a resume continues, and why not at `requested` (NULL if it does). */
+/* Where a resume continues, and why not at `requested` (NULL if it does).
+ * Returns -1 when the log is unreachable: the gap cannot be checked. */
 static int64_t resume_point(const struct feed *f, int64_t requested, const char **reason)
 {
     const struct feed_source *src = f->src;
     struct store_bounds b = {0};
     *reason = NULL;
-    if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) != STORE_OK)
+    enum store_err err =
+        store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b);
+    if (err == STORE_ERR_DOWN)
+        return -1;
+    if (err != STORE_OK)
         return requested;
     int64_t seen = watcher_last_id(src->watcher);
     int64_t issued = b.issued_max > seen ? b.issued_max : seen;
@@ -120,6 +125,8 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
     }
     const char *reason;
     f->cursor = resume_point(f, resume_id, &reason);
+    if (f->cursor < 0)
+        return false;
     if (reason != NULL)
         queue_reset(f, reason, resume_id, f->cursor);
     return feed_replay_step(f) == STORE_OK;
@@ -135,6 +142,7 @@ static void replay_row(const struct store_row *row, void *ctx)
 
 enum store_err feed_replay_step(struct feed *f)
 {
+    f->is_stalled = false;
     if (f->is_live || f->is_muted)
         return STORE_OK;
     int64_t upto = watcher_last_id(f->src->watcher);
@@ -143,6 +151,10 @@ enum store_err feed_replay_step(struct feed *f)
         enum store_err err =
             store_read(f->src->store, f->cursor, upto, f->channels, f->channel_lens,
                        f->channel_count, LIMITS_BATCH_ROWS, replay_row, f, &count);
+        if (err == STORE_ERR_DOWN) {
+            f->is_stalled = true;
+            return STORE_OK;
+        }
         if (err != STORE_OK) {
             fprintf(stderr, "litepush: replay: %s\n", store_errmsg(f->src->store));
             return err;

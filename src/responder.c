@@ -218,7 +218,7 @@ static void flush(struct stream *s)
     }
     /* Wait for room when blocked; keep EPOLLOUT while replaying so the next
      * batch follows as soon as this one is written. */
-    bool want_out = res == OUTQ_BLOCKED || !s->feed.is_live;
+    bool want_out = res == OUTQ_BLOCKED || (!s->feed.is_live && !s->feed.is_stalled);
     loop_io_modify(s->r->loop, &s->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
 }
 

@@ -199,7 +199,8 @@ void ws_conn_flush(struct ws_conn *c)
         shutdown(c->io.fd, SHUT_WR);
         c->is_wr_shut = true;
     }
-    bool want_out = res == OUTQ_BLOCKED || (c->state == CONN_OPEN && !c->feed.is_live);
+    bool want_out = res == OUTQ_BLOCKED ||
+                    (c->state == CONN_OPEN && !c->feed.is_live && !c->feed.is_stalled);
     loop_io_modify(c->sh->loop, &c->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
 }
 
