@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,10 +183,6 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
         snprintf(err, err_cap, "cannot set up the watcher's timer");
         goto fail;
     }
-    /* The kernel may defer a timer by the thread's slack (50 µs by
-     * default), as long as the first retries: ask for 1 µs on this, the
-     * loop thread. */
-    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     if (fd >= 0) {
         w->store_io.fd = fd;
         if (loop_io_add(loop, &w->store_io, EPOLLIN) != 0) {
