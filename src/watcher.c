@@ -52,8 +52,7 @@ static bool read_new_rows(struct watcher *w)
                                         LIMITS_BATCH_ROWS, publish_row, w, &count);
         if (err != STORE_OK) {
             if (err != STORE_ERR_DOWN)
-                fprintf(stderr, "litepush: watcher: reading the log: %s\n",
-                        store_errmsg(w->store));
+                fprintf(stderr, "litepush: watcher: reading the log: %s\n", store_errmsg(w->store));
             return false;
         }
     } while (count == LIMITS_BATCH_ROWS);
