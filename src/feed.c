@@ -125,8 +125,12 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
         return false;
     if (err == STORE_OK)
         f->cursor = feed_resume_point(resume_id, &b, watcher_last_id(src->watcher), &reason);
-    if (reason != NULL)
+    metrics_add(src->metrics, METRIC_REPLAYS, 1);
+    if (reason != NULL) {
+        bool is_ahead = strcmp(reason, FEED_RESET_AHEAD) == 0;
+        metrics_add(src->metrics, is_ahead ? METRIC_RESETS_AHEAD : METRIC_RESETS_PRUNED, 1);
         queue_reset(f, reason, resume_id, f->cursor);
+    }
     return feed_replay_step(f) == STORE_OK;
 }
 
