@@ -4,6 +4,7 @@
 #   make CFLAGS=-O3      other optimisation/debug flags; the project's own stay
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
+#                        (SQLite, then PostgreSQL: make pg)
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
 #   make docs-check      the man pages render without warnings and cover every --help flag
@@ -11,7 +12,8 @@
 #   make deb             the Debian package (build/deb/litepush_*.deb), checked by lintian
 #   make package         make deb, then install, run behind Apache and lighttpd, purge
 #   make demo            install what is missing, build, start a live demo on loopback
-#   make bench           benchmark against nchan (see README)
+#   make bench           benchmark against nchan, then PostgreSQL vs SQLite (see README)
+#   make bench-pg        only PostgreSQL vs SQLite
 #   make install         PREFIX=/usr/local DESTDIR=
 
 SHELL := /bin/bash
@@ -23,11 +25,12 @@ CC      ?= cc
 FUZZ_CC ?= clang-14
 
 # Libraries by their pkg-config name, and the Debian package that has each.
-PKGS := fcgi sqlite3 libcrypto zlib
+PKGS := fcgi sqlite3 libpq libcrypto zlib
 DEB_fcgi      := libfcgi-dev
 DEB_sqlite3   := libsqlite3-dev
 DEB_libcrypto := libssl-dev
 DEB_zlib      := zlib1g-dev
+DEB_libpq     := libpq-dev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -62,7 +65,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune) litepush-token
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check fcgid deb package demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check fcgid deb package pg demo bench bench-pg clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -82,7 +85,11 @@ $(B)/schema_sql.h: sql/schema.sql
 	@mkdir -p $(B)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
 
-$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/schema_pg_sql.h: sql/schema-postgresql.sql
+	@mkdir -p $(B)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
+
+$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -103,7 +110,7 @@ litepush-token: $(B)/obj/token_main.o $(B)/liblitepush.a
 UNIT_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,address$(,)undefined)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
-$(B)/san/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/san/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/san
 	$(CC) $(UNIT_CFLAGS) -c $< -o $@
 $(B)/liblitepush-san.a: $(LIB_SRC:src/%.c=$(B)/san/%.o)
@@ -118,7 +125,7 @@ unit: $(UNIT_BIN)
 FUZZ_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,fuzzer$(,)address$(,)undefined)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_SRC) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
@@ -140,6 +147,9 @@ admin: all
 
 browser: all
 	@tests/browser/run.sh
+
+pg: all
+	@tests/pg/run.sh
 
 client: all
 	@tests/browser/run.sh client.mjs
@@ -178,6 +188,9 @@ demo:
 
 bench: all bench/lpbench
 	@bench/run.sh
+
+bench-pg: all
+	@python3 bench/pg.py | tee bench/last-report-pg.txt
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cgi-bin \

@@ -44,6 +44,7 @@
 #include "pool.h"
 #include "query.h"
 #include "responder.h"
+#include "store.h"
 
 #define ACCEPT_THREADS 4
 #define LISTEN_BACKLOG 4096
@@ -61,8 +62,8 @@ static const char USAGE[] =
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
     "\n"
-    "  --db PATH          the SQLite log (created with its schema if new);\n"
-    "                     LITEPUSH_DB is used when --db is not given\n"
+    "  --db PATH          the SQLite log (created with its schema if new), or a\n"
+    "                     postgresql:// URI; LITEPUSH_DB when --db is not given\n"
     "  --listen ADDR      serve FastCGI on HOST:PORT or a unix socket path;\n"
     "                     without it, on fd 0 (lighttpd bin-path, spawn-fcgi)\n"
     "  --heartbeat SECS   comment sent on an idle stream (default 15, 1-3600)\n"
@@ -557,9 +558,10 @@ int main(int argc, char **argv)
         }
         pthread_detach(t);
     }
-    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads%s)\n", db,
-            listen_spec ? listen_spec : "fd 0", heartbeat_s, threads,
-            app.keys ? ", access control on" : "");
+    char db_name[512];
+    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads%s)\n",
+            store_log_name(db, db_name, sizeof db_name), listen_spec ? listen_spec : "fd 0",
+            heartbeat_s, threads, app.keys ? ", access control on" : "");
     if (app.keys != NULL)
         pool_on_hup(app.pool, reload_keys, &app);
     rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "ws_handshake.h"
+#include "store.h"
 #include "ws_server.h"
 
 #define LISTEN_BACKLOG 4096
@@ -48,7 +49,8 @@ static const char USAGE[] =
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
     "upgrades; each row of the channels arrives as a JSON text frame.\n"
     "\n"
-    "  --db PATH             the SQLite log (created if new); LITEPUSH_DB otherwise\n"
+    "  --db PATH             the SQLite log (created if new) or a postgresql:// URI;\n"
+    "                        LITEPUSH_DB otherwise\n"
     "  --listen ADDR         HOST:PORT or a unix socket path\n"
     "  --allow-publish       let clients insert rows: a text frame\n"
     "                        {\"channel\":\"c\",\"event\":\"e\",\"data\":\"...\"}, or a binary\n"
@@ -288,8 +290,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s%s\n", db, listen_spec,
-            threads, cfg->is_publish_allowed ? " (publishing allowed)" : "",
+    char db_name[512];
+    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s%s\n",
+            store_log_name(db, db_name, sizeof db_name), listen_spec, threads,
+            cfg->is_publish_allowed ? " (publishing allowed)" : "",
             app.keys ? " (access control on)" : "");
     if (app.keys != NULL)
         pool_on_hup(app.pool, reload_keys, &app);

@@ -10,6 +10,7 @@ have_pc fcgi    || need+=(libfcgi-dev)
 have_pc sqlite3 || need+=(libsqlite3-dev)
 have_pc libcrypto || need+=(libssl-dev)
 have_pc zlib    || need+=(zlib1g-dev)
+have_pc libpq   || need+=(libpq-dev)
 command -v sqlite3 >/dev/null   || need+=(sqlite3)
 command -v curl >/dev/null      || need+=(curl)
 command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || need+=(apache2)
@@ -23,6 +24,10 @@ if [ "${1:-}" = test ]; then
     # PyJWT mints tokens in the access-control tests; Debian's modules are
     # on Debian's interpreter, /usr/bin/python3.
     /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+    # tests/pg starts its own server from these binaries, as user nobody.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+    command -v psql >/dev/null || need+=(postgresql-client)
+    command -v runuser >/dev/null || need+=(util-linux)
     command -v man >/dev/null       || need+=(man-db)
     command -v groff >/dev/null     || need+=(groff-base)
     [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
@@ -47,5 +52,5 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # Debian starts the servers it installs; ours run from generated configs.
-    for s in apache2 lighttpd nginx; do $SUDO service "$s" stop >/dev/null 2>&1 || true; done
+    for s in apache2 lighttpd nginx postgresql; do $SUDO service "$s" stop >/dev/null 2>&1 || true; done
 fi
