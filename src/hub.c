@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
+
 struct hub_sub {
     struct channel *channel;
     size_t slot; /* index in channel->subs */
@@ -28,6 +30,7 @@ struct hub {
     hub_encode_fn *encoders[HUB_MAX_FORMATS];
     size_t format_count;
     void *encode_ctx;
+    struct crypto_siphash *hasher; /* keyed with random bytes per hub */
     struct channel **buckets;
     size_t bucket_count; /* a power of two */
     size_t channel_count;
@@ -39,16 +42,12 @@ struct hub_delivery {
     struct payload *payloads[HUB_MAX_FORMATS];
 };
 
-/* FNV-1a: short keys, no adversary can make chains long enough to matter
- * because a stream names at most LIMITS_CHANNELS_PER_STREAM channels. */
-static uint64_t hash_name(const char *s, size_t len)
+/* Channel names come from clients, so the hash is keyed (SipHash with a
+ * random key per hub): nobody can build names that share a bucket and turn
+ * every subscribe and publish into a walk of one long chain. */
+static uint64_t hash_name(struct hub *hub, const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return crypto_siphash(hub->hasher, s, len);
 }
 
 struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx)
@@ -59,6 +58,9 @@ struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *e
     memcpy(hub->encoders, encoders, format_count * sizeof *encoders);
     hub->format_count = format_count;
     hub->encode_ctx = encode_ctx;
+    uint8_t key[CRYPTO_SIPHASH_KEY_LEN];
+    if (!crypto_random(key, sizeof key) || (hub->hasher = crypto_siphash_new(key)) == NULL)
+        goto fail;
     hub->bucket_count = 256;
     hub->buckets = calloc(hub->bucket_count, sizeof *hub->buckets);
     if (hub->buckets == NULL)
@@ -90,6 +92,7 @@ void hub_free(struct hub *hub)
         }
     }
     free(hub->buckets);
+    crypto_siphash_free(hub->hasher);
     free(hub);
 }
 
@@ -128,7 +131,7 @@ static void maybe_grow(struct hub *hub)
 struct hub_sub *hub_subscribe(struct hub *hub, const char *channel, size_t channel_len,
                               hub_deliver_fn *deliver, void *subscriber)
 {
-    uint64_t hash = hash_name(channel, channel_len);
+    uint64_t hash = hash_name(hub, channel, channel_len);
     struct channel **slot = find_slot(hub, channel, channel_len, hash);
     struct channel *ch = *slot;
     if (ch == NULL) {
@@ -186,7 +189,7 @@ void hub_unsubscribe(struct hub *hub, struct hub_sub *sub)
 
 size_t hub_publish(struct hub *hub, const struct store_row *row)
 {
-    uint64_t hash = hash_name(row->channel, row->channel_len);
+    uint64_t hash = hash_name(hub, row->channel, row->channel_len);
     struct channel *ch = *find_slot(hub, row->channel, row->channel_len, hash);
     if (ch == NULL)
         return 0;

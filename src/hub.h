@@ -31,7 +31,9 @@ typedef struct payload *hub_encode_fn(const struct store_row *row, void *ctx);
 typedef void hub_deliver_fn(void *subscriber, struct hub_delivery *delivery);
 
 /* encoders[0..format_count) are the wire formats of this process; each is
- * called with encode_ctx (borrowed, e.g. the store for SQLite's JSON). */
+ * called with encode_ctx (borrowed, e.g. the store for SQLite's JSON).
+ * Channel names are hashed with a key drawn from crypto_random. Returns
+ * NULL when out of memory or when no random key or SipHash is available. */
 struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx);
 /* Frees the hub and every subscription still in it; NULL is a no-op. */
 void hub_free(struct hub *hub);
