@@ -4,10 +4,12 @@
  * subscriber, so the table holds only channels someone listens to. */
 #include "hub.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
+#include "utf8.h"
 
 struct hub_sub {
     struct channel *channel;
@@ -202,9 +204,52 @@ size_t hub_publish(struct hub *hub, const struct store_row *row)
     return n;
 }
 
+/* Copies src[0..len) into *dst with invalid UTF-8 repaired (utf8.h);
+ * false when out of memory. */
+static bool repair_name(const char *src, size_t len, char **dst, size_t *dst_len)
+{
+    *dst_len = utf8_repaired_len((const uint8_t *)src, len);
+    *dst = malloc(*dst_len + 1);
+    if (*dst == NULL)
+        return false;
+    utf8_repair((const uint8_t *)src, len, (uint8_t *)*dst);
+    return true;
+}
+
+/* Every encoder gets a row whose channel and event are valid UTF-8: a row
+ * written by SQL may hold any bytes there (event=CAST(X'FF' AS TEXT)), and
+ * a WebSocket text frame or an SSE field that is not UTF-8 would fail the
+ * client, which would resume into the same row for ever. Such a name goes
+ * out with each invalid sequence replaced by U+FFFD (README: "Encoding");
+ * the row itself is delivered as usual. */
+static struct payload *encode(struct hub *hub, size_t format, const struct store_row *row)
+{
+    bool is_channel_ok = utf8_is_valid((const uint8_t *)row->channel, row->channel_len);
+    bool is_event_ok =
+        row->event == NULL || utf8_is_valid((const uint8_t *)row->event, row->event_len);
+    if (is_channel_ok && is_event_ok)
+        return hub->encoders[format](row, hub->encode_ctx);
+    struct store_row fixed = *row;
+    char *channel = NULL, *event = NULL;
+    struct payload *p = NULL;
+    if (!is_channel_ok && !repair_name(row->channel, row->channel_len, &channel, &fixed.channel_len))
+        goto out;
+    if (!is_event_ok && !repair_name(row->event, row->event_len, &event, &fixed.event_len))
+        goto out;
+    if (channel != NULL)
+        fixed.channel = channel;
+    if (event != NULL)
+        fixed.event = event;
+    p = hub->encoders[format](&fixed, hub->encode_ctx);
+out:
+    free(channel);
+    free(event);
+    return p;
+}
+
 struct payload *hub_encode(struct hub *hub, size_t format, const struct store_row *row)
 {
-    return format < hub->format_count ? hub->encoders[format](row, hub->encode_ctx) : NULL;
+    return format < hub->format_count ? encode(hub, format, row) : NULL;
 }
 
 const struct store_row *hub_delivery_row(const struct hub_delivery *d)
@@ -217,7 +262,7 @@ struct payload *hub_delivery_payload(struct hub_delivery *d, size_t format)
     if (format >= d->hub->format_count)
         return NULL;
     if (d->payloads[format] == NULL)
-        d->payloads[format] = d->hub->encoders[format](d->row, d->hub->encode_ctx);
+        d->payloads[format] = encode(d->hub, format, d->row);
     return d->payloads[format];
 }
 

@@ -25,7 +25,9 @@ struct hub_sub;
 struct hub_delivery;
 
 /* Encodes a row into a new payload (refs = 1) or returns NULL when out of
- * memory. ctx is the encode_ctx given to hub_new. */
+ * memory. ctx is the encode_ctx given to hub_new. The row's channel and
+ * event are always valid UTF-8: the hub repairs names stored with other
+ * bytes (each invalid sequence becomes U+FFFD) before calling it. */
 typedef struct payload *hub_encode_fn(const struct store_row *row, void *ctx);
 /* Delivers one row to one subscriber. */
 typedef void hub_deliver_fn(void *subscriber, struct hub_delivery *delivery);

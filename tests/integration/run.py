@@ -435,6 +435,33 @@ def blob_base64(t):
         s.close()
 
 
+def utf8_row(t):
+    """A row written by SQL with bytes that are not UTF-8 in its event and
+    data (event=CAST(X'FF' AS TEXT)) goes out as valid UTF-8, each invalid
+    sequence as U+FFFD, and the stream goes on; a resume across it too."""
+    ch = t.ch("u8")
+    s = t.stream(f"channel={ch}").open()
+    try:
+        bad = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, "
+                             "CAST(X'FF' AS TEXT), CAST(X'61FF62' AS TEXT)) RETURNING id;").strip())
+        good = ENV.db.insert(ch, "after", "ok")
+        evs = s.wait_events(2)
+        check([(e["id"], e["event"], e["data"]) for e in evs] ==
+              [(str(bad), "\ufffd", "a\ufffdb"), (str(good), "ok", "after")],
+              f"expected the repaired row then the next one, got {[e['fields'] for e in evs]}")
+        try:
+            s.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Fail(f"the stream is not valid UTF-8: {e}")
+    finally:
+        s.close()
+    r = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(bad - 1)}).open()
+    try:
+        expect_ids(r.wait_events(2), [bad, good], "resume across the row")
+    finally:
+        r.close()
+
+
 def reset_future_id(t):
     ch = t.ch("rst")
     ENV.db.insert(ch, "old")
@@ -670,6 +697,7 @@ CASES = [
     ("bad_input", bad_input, 30, "all"),
     ("heartbeat", heartbeat, 10, "all"),
     ("blob_base64", blob_base64, 10, "main"),
+    ("utf8_row", utf8_row, 10, "main"),
     ("reset_future_id", reset_future_id, 10, "main"),
     ("eventsource", eventsource_basic, 20, "main"),
     ("ws_proxy", ws_proxy, 20, "main"),

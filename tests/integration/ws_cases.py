@@ -172,6 +172,34 @@ def ws_rows(t):
             n.quit()
 
 
+def ws_utf8_row(t):
+    """A row written by SQL with an event that is not UTF-8 (event=
+    CAST(X'FF' AS TEXT)) reaches a WebSocket subscriber as valid UTF-8
+    (U+FFFD); before, the text frame failed the client (1007) and every
+    resume hit the same row again. Text data that is not UTF-8 is base64."""
+    c = t.ch("u8")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        bad = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(c)}, "
+                             "CAST(X'FF' AS TEXT), CAST(X'61FF62' AS TEXT)) RETURNING id;").strip())
+        good = ENV.db.insert(c, "after", "ok")
+        got = n.wait_messages(2)
+        want = [{"id": bad, "channel": c, "event": "\ufffd", "data": base64.b64encode(b"a\xffb").decode(),
+                 "encoding": "base64"}, row(good, c, "after", "ok")]
+        expect_rows(got, want, "rows with invalid UTF-8")
+        n.check_open()
+    finally:
+        n.quit()
+    r = NodeWS(t.url(f"channel={c}&lastEventId={bad - 1}"))
+    try:
+        r.open()
+        expect_rows(r.wait_messages(2), want, "resume across the row")
+        r.check_open()
+    finally:
+        r.quit()
+
+
 # ------------------------------------------------------------ publishing
 def ws_publish(t):
     """A publish reaches the table, the sender, another WS subscriber and
@@ -213,6 +241,11 @@ INVALID_PUBLISHES = [
     ("channel 129 bytes", lambda c: json.dumps({"channel": "c" * 129, "data": "x"})),
     ("channel a number", lambda c: json.dumps({"channel": 5, "data": "x"})),
     ("event a number", lambda c: json.dumps({"channel": c, "event": 5, "data": "x"})),
+    # json_extract turns a lone surrogate into bytes ED A0 80, which no text
+    # frame may carry, and ends the text at \u0000 (issue 10, item 2).
+    ("event a lone surrogate", lambda c: '{"channel":%s,"event":"\\ud800","data":"x"}' % json.dumps(c)),
+    ("data a lone surrogate", lambda c: '{"channel":%s,"data":"a\\udc00b"}' % json.dumps(c)),
+    ("data with \\u0000", lambda c: '{"channel":%s,"data":"cut\\u0000here"}' % json.dumps(c)),
 ]
 
 
@@ -233,6 +266,8 @@ def ws_publish_invalid(t):
                if not (isinstance(g, dict) and list(g) == ["error"] and isinstance(g["error"], str)
                        and g["error"])]
         check(not bad, "expected {\"error\":\"<reason>\"} for each invalid publish; " + "; ".join(bad))
+        mangled = [g["error"] for g in got if "'" in g["error"]]
+        check(not mangled, f"a reason lost a character to the error frame's escaping: {mangled}")
         n.check_open()
         stored = ENV.db.run(f"SELECT count(*) FROM messages WHERE id > {before} AND channel "
                             f"IN ({DB.text(c)}, '', '{'c' * 129}');").strip()
@@ -884,6 +919,7 @@ def ws_vanish(t):
 # name, function, timeout (s), scope
 WS_CASES = [
     ("ws.rows", ws_rows, 20, "ws"),
+    ("ws.utf8_row", ws_utf8_row, 20, "ws"),
     ("ws.publish", ws_publish, 20, "ws"),
     ("ws.publish_invalid", ws_publish_invalid, 20, "ws"),
     ("ws.publish_disabled", ws_publish_disabled, 20, "ws"),
