@@ -140,3 +140,20 @@ clean:
 	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune
 
 -include $(wildcard $(B)/obj/*.d $(B)/san/*.d)
+
+# ---- make tsan: both programs built with ThreadSanitizer into build/tsan/,
+# then the integration tests run against them; any report fails the run.
+TSAN := build/tsan
+TSAN_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Ibuild -iquote src $(PKG_CFLAGS) \
+              -fsanitize=thread -fno-omit-frame-pointer
+$(TSAN)/obj/%.o: src/%.c $(B)/schema_sql.h
+	@mkdir -p $(TSAN)/obj
+	$(CC) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
+$(TSAN)/litepush.fcgi: $(TSAN)/obj/fcgi_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
+	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
+$(TSAN)/litepush-ws: $(TSAN)/obj/ws_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
+	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
+tsan: all $(TSAN)/litepush.fcgi $(TSAN)/litepush-ws
+	@tests/run-tsan.sh $(TSAN)
+.PHONY: tsan
+-include $(wildcard $(TSAN)/obj/*.d)
