@@ -49,7 +49,7 @@ A_TPC=250
 A_MAXW=$(( (N_HOLD + 500 + A_TPC - 1) / A_TPC * A_TPC ))
 A_SLIMIT=$(( A_MAXW / A_TPC + 2 ))
 
-"$ROOT/tests/deps.sh" bench
+if [ -n "$VARIANTS" ]; then "$ROOT/tests/deps.sh" bench; else "$ROOT/tests/deps.sh"; fi
 make -s -C "$ROOT" all
 make -s -C "$BENCH" lpbench
 # shellcheck source=servers.sh

@@ -7,11 +7,14 @@
  * serves every subscription. */
 #include "store.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "input_limits.h"
 
@@ -34,9 +37,26 @@ struct store {
     char *path;
     dev_t file_dev; /* the file opened, to notice a restore by rename */
     ino_t file_ino;
+    const char *why; /* our own reason for the last failed call, or NULL */
 };
 
 #define ROW_COLUMNS "id, channel, event, data, typeof(data) = 'blob'"
+
+/* Why a database may fail to open although it is there: it, or its
+ * directory, cannot be written (a WAL database needs to create -wal and
+ * -shm files next to it). Returns "" or a note that starts with a space. */
+static const char *readonly_note(const char *path)
+{
+    char *copy = strdup(path);
+    const char *note = "";
+    if (copy != NULL && access(dirname(copy), W_OK) != 0 && (errno == EROFS || errno == EACCES))
+        note = " (its directory is read-only: a WAL database needs to create its -wal and -shm "
+               "files there)";
+    else if (access(path, W_OK) != 0 && (errno == EROFS || errno == EACCES))
+        note = " (the file is read-only)";
+    free(copy);
+    return note;
+}
 
 struct store *store_open(const char *path, char *err, size_t err_cap)
 {
@@ -49,8 +69,8 @@ struct store *store_open(const char *path, char *err, size_t err_cap)
     int rc = sqlite3_open_v2(
         path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK || st->path == NULL) {
-        snprintf(err, err_cap, "cannot open database %s: %s", path,
-                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        snprintf(err, err_cap, "cannot open database %s: %s%s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory", readonly_note(path));
         goto fail;
     }
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
@@ -61,7 +81,8 @@ struct store *store_open(const char *path, char *err, size_t err_cap)
     }
     char *msg = NULL;
     if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, err_cap, "cannot use database %s: %s", path, msg ? msg : "unknown error");
+        snprintf(err, err_cap, "cannot use database %s: %s%s", path, msg ? msg : "unknown error",
+                 readonly_note(path));
         sqlite3_free(msg);
         goto fail;
     }
@@ -114,6 +135,17 @@ void store_close(struct store *st)
     sqlite3_close(st->db);
     free(st->path);
     free(st);
+}
+
+bool store_is_deleted(const struct store *st)
+{
+    struct stat sb;
+    return stat(st->path, &sb) != 0 && errno == ENOENT;
+}
+
+bool store_is_readonly(const struct store *st)
+{
+    return sqlite3_db_readonly(st->db, "main") == 1;
 }
 
 bool store_is_replaced(const struct store *st)
@@ -258,6 +290,13 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
                             bool is_blob, int64_t *id)
 {
     sqlite3_stmt *stmt = st->insert;
+    st->why = NULL;
+    /* An unlinked database still takes writes through our open file, and
+     * they would vanish with it: refuse instead (README: "Faults"). */
+    if (store_is_deleted(st)) {
+        st->why = "the database file was deleted; message not stored";
+        return STORE_ERR_QUERY;
+    }
     sqlite3_bind_text(stmt, 1, channel, (int)channel_len, SQLITE_STATIC);
     if (event != NULL)
         sqlite3_bind_text(stmt, 2, event, (int)event_len, SQLITE_STATIC);
@@ -278,7 +317,7 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
 
 const char *store_errmsg(const struct store *st)
 {
-    return sqlite3_errmsg(st->db);
+    return st->why != NULL ? st->why : sqlite3_errmsg(st->db);
 }
 
 const char *store_strerror(enum store_err err)

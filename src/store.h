@@ -44,6 +44,12 @@ void store_close(struct store *st);
 /* True when the path now names another file than the one opened: the
  * database was restored or replaced by a rename. */
 bool store_is_replaced(const struct store *st);
+/* True when nothing is at the path any more: the database file was deleted
+ * (our connection still reads the unlinked file; store_insert refuses). */
+bool store_is_deleted(const struct store *st);
+/* True when the connection cannot write (a read-only file or file system);
+ * store_insert then fails with SQLite's "readonly database" message. */
+bool store_is_readonly(const struct store *st);
 /* Reopens st on the file now at its path (schema included), in place, so
  * every holder of st reads the new file. On failure keeps the old
  * connection and writes a reason into err. */

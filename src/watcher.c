@@ -7,6 +7,7 @@
 #include "watcher.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct watcher {
     watcher_replaced_fn *on_replaced;
     void *replaced_ctx;
     int64_t issued_max; /* AUTOINCREMENT's sequence when last looked at */
+    bool is_deleted;    /* the file was deleted and we said so */
     char *db_name;      /* basename of the database file */
     size_t db_name_len;
     struct watcher_stats stats;
@@ -117,6 +119,18 @@ static void restart_from_log(struct watcher *w, const char *what)
  * nothing else does). Either way ids may repeat, so streams must restart. */
 static void check_log_identity(struct watcher *w)
 {
+    if (store_is_deleted(w->store)) {
+        if (!w->is_deleted) {
+            fprintf(stderr,
+                    "litepush: the database file %s was deleted: streams stay open, publishes "
+                    "are refused, and a new database at that path is followed as soon as it "
+                    "appears\n",
+                    store_path(w->store));
+            w->is_deleted = true;
+        }
+        return;
+    }
+    w->is_deleted = false;
     if (store_is_replaced(w->store)) {
         char err[256];
         if (!store_reopen(w->store, err, sizeof err)) {
@@ -225,6 +239,11 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
         goto fail;
     }
     w->issued_max = bounds.issued_max;
+    if (store_is_readonly(store))
+        fprintf(stderr,
+                "litepush: the database %s is read-only: streams are served, publishes are "
+                "refused\n",
+                store_path(store));
     path_copy = strdup(store_path(store));
     w->db_name = path_copy ? strdup(basename(path_copy)) : NULL;
     if (w->db_name == NULL) {

@@ -734,23 +734,45 @@ proxy.header = ( "upgrade" => "enable" )
     def start_web(self):
         os.makedirs(os.path.join(self.dir, "www"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "apache-run"), exist_ok=True)
-        aconf = self.write("apache.conf", self.apache_conf())
-        lconf = self.write("lighttpd.conf", self.lighttpd_conf())
-        alog = open(os.path.join(self.dir, "apache-stderr.log"), "ab")
-        llog = open(os.path.join(self.dir, "lighttpd-stderr.log"), "ab")
-        env = dict(os.environ, APACHE_RUN_DIR=os.path.join(self.dir, "apache-run"),
-                   APACHE_LOCK_DIR=os.path.join(self.dir, "apache-run"),
-                   APACHE_LOG_DIR=self.dir, APACHE_PID_FILE=os.path.join(self.dir, "apache.pid"),
-                   APACHE_RUN_USER="www-data", APACHE_RUN_GROUP="www-data")
-        self.apache = PROCS.start(["/usr/sbin/apache2", "-f", aconf, "-DFOREGROUND"],
-                                  stdout=alog, stderr=alog, env=env)
-        self.lighttpd = PROCS.start(["lighttpd", "-D", "-f", lconf], stdout=llog, stderr=llog,
-                                    env=dict(os.environ, LITEPUSH_IT=self.dir))
-        alog.close()
-        llog.close()
-        for name, p, port in (("apache", self.apache, self.aport), ("lighttpd", self.lighttpd, self.lport)):
-            wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, f"{name} to listen")
-            check(p.poll() is None, f"{name} exited with {p.returncode}: {self.tail(name)}")
+        self.write("apache.conf", self.apache_conf())
+        self.write("lighttpd.conf", self.lighttpd_conf())
+        self.start_server("apache", wait=False)
+        self.start_server("lighttpd", wait=False)
+        for name in ("apache", "lighttpd"):
+            self.wait_server(name)
+
+    def start_server(self, name, wait=True):
+        """(Re)starts one front end from the config start_web wrote."""
+        log = open(os.path.join(self.dir, f"{name}-stderr.log"), "ab")
+        if name == "apache":
+            env = dict(os.environ, APACHE_RUN_DIR=os.path.join(self.dir, "apache-run"),
+                       APACHE_LOCK_DIR=os.path.join(self.dir, "apache-run"),
+                       APACHE_LOG_DIR=self.dir, APACHE_PID_FILE=os.path.join(self.dir, "apache.pid"),
+                       APACHE_RUN_USER="www-data", APACHE_RUN_GROUP="www-data")
+            self.apache = PROCS.start(["/usr/sbin/apache2", "-f", os.path.join(self.dir, "apache.conf"),
+                                       "-DFOREGROUND"], stdout=log, stderr=log, env=env)
+        else:
+            self.lighttpd = PROCS.start(["lighttpd", "-D", "-f", os.path.join(self.dir, "lighttpd.conf")],
+                                        stdout=log, stderr=log, env=dict(os.environ, LITEPUSH_IT=self.dir))
+        log.close()
+        if wait:
+            self.wait_server(name)
+
+    def wait_server(self, name, timeout=10):
+        p, port = (self.apache, self.aport) if name == "apache" else (self.lighttpd, self.lport)
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, timeout, f"{name} to listen")
+        check(p.poll() is None, f"{name} exited with {p.returncode}: {self.tail(name)}")
+
+    def kill9_server(self, name):
+        """kill -9 of a front end: Apache's parent and every child (its process
+        group), or lighttpd; a responder lighttpd spawned lives on, as after a
+        real crash."""
+        p = self.apache if name == "apache" else self.lighttpd
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(5)
 
     def tail(self, name, n=20):
         out = []

@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 
+import fault_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
@@ -670,6 +671,76 @@ def reset_pruned_oldest(t):
     return _expect_pruned_reset(t, ch, ids, "oldest rows pruned")
 
 
+# ----------------------------------------------------------- faults (item 9)
+def web_kill9_resume(t):
+    """kill -9 of the front end itself (Apache: parent and children) under
+    a streaming EventSource; rows are published while it is down; it comes
+    back on the same port and the client's own reconnect resumes with
+    Last-Event-ID: every row exactly once, in order."""
+    ch = t.ch("wk9")
+    node = NodeES(t.http_url(f"channel={ch}"), count=6, timeout_ms=30000)
+    try:
+        node.wait(lambda: any(x.get("type") == "open" for x in node.lines), 8, "EventSource open")
+        time.sleep(0.2)
+        ids = ENV.db.insert_rows([(ch, "w1", None), (ch, "w2", "x")])
+        node.wait(lambda: len(node.events()) >= 2, 5, "2 events before the kill")
+        ENV.kill9_server(t.name)
+        ids += ENV.db.insert_rows([(ch, "w3", None), (ch, "w4\nline2", None), (ch, "w5", "x")])
+        t0 = time.monotonic()
+        for attempt in range(30):
+            try:
+                ENV.start_server(t.name)
+                break
+            except Fail as e:
+                if attempt == 29:
+                    raise Fail(f"{t.name} did not come back after kill -9: {e}")
+                time.sleep(0.2)
+        restart_s = time.monotonic() - t0
+        ids.append(ENV.db.insert(ch, "w6"))
+        evs = node.finish(25)
+        got = [int(e["id"]) for e in evs]
+        check(got == ids, f"expected ids {ids} once each, got {got}; node said {short(node.lines, 800)}")
+        errs = [x for x in node.lines if x.get("type") == "error"]
+        return f"{t.name} back in {restart_s:.2f}s; client reconnects {len(errs)}"
+    finally:
+        node.kill()
+
+
+def apache_graceful(t):
+    """Apache graceful restart (SIGUSR1) with open streams: the streams
+    stay open on the old children and keep receiving rows, new streams are
+    served by the new generation, and every stream gets each row once."""
+    ch = t.ch("grace")
+    old = [t.stream(f"channel={ch}").open() for _ in range(3)]
+    new = []
+    try:
+        r1 = ENV.db.insert(ch, "before")
+        for s in old:
+            expect_ids(s.wait_events(1), [r1], "before the restart")
+        os.kill(ENV.apache.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+        check(ENV.apache.poll() is None, f"apache exited on a graceful restart: {ENV.tail('apache')}")
+        r2 = ENV.db.insert(ch, "during")
+        for s in old:
+            expect_ids(s.wait_events(2), [r1, r2], "an open stream across the graceful restart")
+        new = [t.stream(f"channel={ch}", headers={"Last-Event-ID": str(r1)}).open() for _ in range(3)]
+        for s in new:
+            expect_ids(s.wait_events(1), [r2], "a new stream resuming after the restart")
+        r3 = ENV.db.insert(ch, "after")
+        for s in old:
+            expect_ids(s.wait_events(3), [r1, r2, r3], "old stream")
+        for s in new:
+            expect_ids(s.wait_events(2), [r2, r3], "new stream")
+        time.sleep(0.3)
+        for s in old + new:
+            s.pump(0.05)
+        check(all(len(s.events) == 3 for s in old) and all(len(s.events) == 2 for s in new),
+              f"duplicates: old {[len(s.events) for s in old]}, new {[len(s.events) for s in new]}")
+    finally:
+        for s in old + new:
+            s.close()
+
+
 # name, function, timeout (s), scope: "cli" once; "main" apache+lighttpd on
 # the TCP responder; "all" also the unix-socket and lighttpd-spawned variants.
 CASES = [
@@ -706,7 +777,9 @@ CASES = [
     ("many_streams", many_streams, 70, "main"),
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
-] + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct
+    ("fault.web_kill9_resume", web_kill9_resume, 60, "main"),
+    ("fault.apache_graceful", apache_graceful, 30, "apache"),
+] + fault_cases.FAULT_CASES + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct
 
 
 def probe(responder):
@@ -770,6 +843,7 @@ def main():
     passed = failed = skipped = 0
     ENV = Env(args.keep)
     ws_cases.ENV = ENV
+    fault_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
@@ -814,6 +888,8 @@ def main():
                     targets = ws_targets[:1]
                 else:                      # "ws:name,name"
                     targets = [x for x in ws_targets if x.name in scope[3:].split(",")]
+            elif scope in ("apache", "lighttpd"):
+                targets = [t for t in ENV.targets if t.name == scope]
             else:
                 targets = [t for t in ENV.targets if scope == "all" or t.full]
             for t in targets:
