@@ -1,6 +1,7 @@
 # litepush — one plain GNU Makefile.
 #   make                 build cgi-bin/litepush.fcgi and litepush-ws
 #   make WERROR=1        the same with -Werror (CI)
+#   make CFLAGS=-O3      other optimisation/debug flags; the project's own stay
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
 #   make fuzz            build the libFuzzer targets and run each one briefly
@@ -16,21 +17,34 @@ DESTDIR ?=
 CC      ?= cc
 FUZZ_CC ?= clang-14
 
-PKGS     := fcgi sqlite3 libcrypto zlib
+# Libraries by their pkg-config name, and the Debian package that has each.
+PKGS := fcgi sqlite3 libcrypto zlib
+DEB_fcgi      := libfcgi-dev
+DEB_sqlite3   := libsqlite3-dev
+DEB_libcrypto := libssl-dev
+DEB_zlib      := zlib1g-dev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# One flag set for every build of the sources: programs, the sanitized unit
+# tests, the fuzz targets and bench/lpbench. It lives apart from CFLAGS, so
+# that `make CFLAGS=-O3` replaces only the optimisation and debug flags.
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
         -Wformat=2 -Werror=format-security
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-          -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS)
+PROJECT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS)
 ifdef WERROR
-CFLAGS += -Werror
+PROJECT_CFLAGS += -Werror
 endif
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+# A comma inside $(call ...) arguments.
+, := ,
+SAN_FLAGS = -fsanitize=$(1) -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := $(PROJECT_CFLAGS) $(HARDEN) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS)
 ifdef SANITIZE
-CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=$(SANITIZE)
+ALL_CFLAGS += $(call SAN_FLAGS,$(SANITIZE))
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 LDLIBS := $(PKG_LIBS) -lpthread
 
@@ -47,9 +61,16 @@ PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
+# Making it first checks that every library is there, so that a missing one
+# stops the build with its name instead of with a compiler error.
 $(B)/flags.stamp: FORCE
+	@command -v pkg-config >/dev/null || \
+	  { echo "pkg-config not found: install it (Debian: apt-get install pkg-config)" >&2; exit 1; }
+	@for p in $(foreach p,$(PKGS),$(p)=$(DEB_$(p))); do pkg-config --exists $${p%%=*} || \
+	  { echo "pkg-config cannot find $${p%%=*}: install its development files" \
+	         "(Debian: apt-get install $${p#*=})" >&2; exit 1; }; done
 	@mkdir -p $(B)
-	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 FORCE:
 
 $(B)/schema_sql.h: sql/schema.sql
@@ -58,49 +79,51 @@ $(B)/schema_sql.h: sql/schema.sql
 
 $(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
 	@mkdir -p $(B)/obj
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/liblitepush.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 cgi-bin/litepush.fcgi: $(B)/obj/fcgi_main.o $(B)/liblitepush.a
 	@mkdir -p cgi-bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 litepush-ws: $(B)/obj/ws_main.o $(B)/liblitepush.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 litepush-prune: $(B)/obj/prune_main.o $(B)/liblitepush.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- unit tests: always under ASan+UBSan, each tests/unit/test_X.c is one binary
-SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,address$(,)undefined)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
-$(B)/san/%.o: src/%.c $(B)/schema_sql.h
+$(B)/san/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
 	@mkdir -p $(B)/san
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Ibuild -iquote src $(PKG_CFLAGS) $(SAN) -c $< -o $@
+	$(CC) $(UNIT_CFLAGS) -c $< -o $@
 $(B)/liblitepush-san.a: $(LIB_SRC:src/%.c=$(B)/san/%.o)
 	rm -f $@ && ar rcs $@ $^
 $(B)/unit/%: tests/unit/%.c tests/unit/test.h $(B)/liblitepush-san.a
 	@mkdir -p $(B)/unit
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Wno-missing-prototypes -Ibuild -iquote src -Itests/unit \
-	  $(PKG_CFLAGS) $(SAN) -o $@ $< $(B)/liblitepush-san.a $(LDLIBS)
+	$(CC) $(UNIT_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $< $(B)/liblitepush-san.a $(LDLIBS)
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
 # ---- fuzz targets: tests/fuzz/fuzz_X.c, corpus in tests/fuzz/corpus/X/
+FUZZ_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,fuzzer$(,)address$(,)undefined)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Ibuild -iquote src $(PKG_CFLAGS) \
-              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/schema_sql.h
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/flags.stamp $(B)/schema_sql.h
 	@mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_SRC) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz-work/$$n; \
 	  echo "== $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -dict=tests/fuzz/$$n.dict \
 	    $(B)/fuzz-work/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; done
 fuzz-replay: $(FUZZ_BIN)
 	@tests/run-fuzz-replay.sh $(FUZZ_BIN)
+
+# ---- bench/lpbench: the load generator, built with the same flags
+bench/lpbench: bench/lpbench.c $(B)/flags.stamp
+	$(CC) $(ALL_CFLAGS) -MF $(B)/lpbench.d -o $@ $< $(ALL_LDFLAGS) $(shell pkg-config --libs sqlite3 libcrypto 2>/dev/null)
 
 integration: all
 	@tests/integration/run.sh
@@ -117,7 +140,7 @@ test:
 demo:
 	@demo/run.sh
 
-bench:
+bench: all bench/lpbench
 	@bench/run.sh
 
 install: all
@@ -137,18 +160,17 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1; done
 
 clean:
-	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune
+	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune bench/lpbench
 
--include $(wildcard $(B)/obj/*.d $(B)/san/*.d)
+-include $(wildcard $(B)/obj/*.d $(B)/san/*.d $(B)/lpbench.d $(B)/tsan/obj/*.d)
 
 # ---- make tsan: both programs built with ThreadSanitizer into build/tsan/,
 # then the integration tests run against them; any report fails the run.
-TSAN := build/tsan
-TSAN_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Ibuild -iquote src $(PKG_CFLAGS) \
-              -fsanitize=thread -fno-omit-frame-pointer
-$(TSAN)/obj/%.o: src/%.c $(B)/schema_sql.h
+TSAN := $(B)/tsan
+TSAN_CFLAGS := $(PROJECT_CFLAGS) -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+$(TSAN)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
 	@mkdir -p $(TSAN)/obj
-	$(CC) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(TSAN_CFLAGS) -c $< -o $@
 $(TSAN)/litepush.fcgi: $(TSAN)/obj/fcgi_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
 	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
 $(TSAN)/litepush-ws: $(TSAN)/obj/ws_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
@@ -156,4 +178,3 @@ $(TSAN)/litepush-ws: $(TSAN)/obj/ws_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
 tsan: all $(TSAN)/litepush.fcgi $(TSAN)/litepush-ws
 	@tests/run-tsan.sh $(TSAN)
 .PHONY: tsan
--include $(wildcard $(TSAN)/obj/*.d)

@@ -27,7 +27,6 @@
  *
  * Every wait is bounded (connect, drain and phase timeouts), and all traffic
  * goes to the addresses given, which run.sh keeps on 127.0.0.1. */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -40,6 +39,7 @@
 #include <openssl/sha.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -177,11 +177,14 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * NS_S + ts.tv_nsec;
 }
 
-static void die(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "lpbench: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    va_end(ap);
     exit(2);
 }
 

@@ -50,8 +50,7 @@ A_MAXW=$(( (N_HOLD + 500 + A_TPC - 1) / A_TPC * A_TPC ))
 A_SLIMIT=$(( A_MAXW / A_TPC + 2 ))
 
 if [ -n "$VARIANTS" ]; then "$ROOT/tests/deps.sh" bench; else "$ROOT/tests/deps.sh"; fi
-make -s -C "$ROOT" all
-make -s -C "$BENCH" lpbench
+make -s -C "$ROOT" all bench/lpbench
 # shellcheck source=servers.sh
 . "$BENCH/servers.sh"
 

@@ -12,8 +12,7 @@ BENCH="$ROOT/bench"
 [ $# -ge 1 ] || { sed -n '3,9p' "$0" >&2; exit 2; }
 V=$1; shift
 A_TPC=250; A_MAXW=${BENCH_APACHE_WORKERS:-11000}; A_SLIMIT=$((A_MAXW / A_TPC + 2))
-make -s -C "$ROOT" all
-make -s -C "$BENCH" lpbench
+make -s -C "$ROOT" all bench/lpbench
 # shellcheck source=servers.sh
 . "$BENCH/servers.sh"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -35,27 +35,22 @@ static void deliver_live(void *subscriber, struct hub_delivery *d)
     f->queue(f, hub_delivery_payload(d, f->format));
 }
 
-/* Where a resume continues, and why not at `requested` (NULL if it does). */
-static int64_t resume_point(const struct feed *f, int64_t requested, const char **reason)
+int64_t feed_resume_point(int64_t requested, const struct store_bounds *b, int64_t seen,
+                          const char **reason)
 {
-    const struct feed_source *src = f->src;
-    struct store_bounds b = {0};
     *reason = NULL;
-    if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) != STORE_OK)
-        return requested;
-    int64_t seen = watcher_last_id(src->watcher);
-    int64_t issued = b.issued_max > seen ? b.issued_max : seen;
+    int64_t issued = b->issued_max > seen ? b->issued_max : seen;
     if (requested > issued) {
-        *reason = "ahead-of-log";
+        *reason = FEED_RESET_AHEAD;
         return issued;
     }
     /* Rows up to kept_after may be gone: below the oldest row left, or at
      * or below what retention recorded as pruned. */
-    int64_t kept_after = b.oldest_id ? b.oldest_id - 1 : issued;
-    if (b.pruned_through > kept_after)
-        kept_after = b.pruned_through;
+    int64_t kept_after = b->oldest_id ? b->oldest_id - 1 : issued;
+    if (b->pruned_through > kept_after)
+        kept_after = b->pruned_through;
     if (requested < kept_after) {
-        *reason = "history-pruned";
+        *reason = FEED_RESET_PRUNED;
         return kept_after;
     }
     return requested;
@@ -118,8 +113,12 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
         f->is_live = true;
         return true;
     }
-    const char *reason;
-    f->cursor = resume_point(f, resume_id, &reason);
+    /* Without the bounds (a read error) the resume starts where asked. */
+    const char *reason = NULL;
+    struct store_bounds b;
+    f->cursor = resume_id;
+    if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) == STORE_OK)
+        f->cursor = feed_resume_point(resume_id, &b, watcher_last_id(src->watcher), &reason);
     if (reason != NULL)
         queue_reset(f, reason, resume_id, f->cursor);
     return feed_replay_step(f) == STORE_OK;
@@ -155,6 +154,16 @@ enum store_err feed_replay_step(struct feed *f)
         f->is_live = true;
     }
     return STORE_OK;
+}
+
+bool feed_is_replaying(const struct feed *f)
+{
+    return f->src != NULL && !f->is_live && !f->is_muted;
+}
+
+void feed_mute(struct feed *f)
+{
+    f->is_muted = true;
 }
 
 void feed_close(struct feed *f)

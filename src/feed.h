@@ -6,7 +6,8 @@
  * its queue callback, in id order.
  *
  * A struct feed is embedded in its owner, zero-filled before feed_open and
- * released by feed_close. Loop thread only. The queue callback must not
+ * released by feed_close; its fields are read by the owner and written only
+ * here. Loop thread only. The queue callback must not
  * call feed_close (mark the owner closing instead, as hub.h requires). */
 #ifndef LITEPUSH_FEED_H
 #define LITEPUSH_FEED_H
@@ -41,7 +42,7 @@ struct feed {
     size_t format;  /* hub format this owner sends */
     int64_t cursor; /* highest id queued or known to be absent */
     bool is_live;   /* false while replaying */
-    bool is_muted;  /* owner is closing: drop everything */
+    bool is_muted;  /* owner is closing: drop everything (feed_mute) */
     size_t channel_count;
     struct hub_sub *subs[LIMITS_CHANNELS_PER_STREAM];
     const char *channels[LIMITS_CHANNELS_PER_STREAM];
@@ -59,6 +60,26 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
 /* Queues the next batch of missed rows; goes live once caught up.
  * Returns STORE_OK or the read error (the owner should close). */
 enum store_err feed_replay_step(struct feed *f);
+
+/* True while an open feed is still replaying (not live, not muted). */
+bool feed_is_replaying(const struct feed *f);
+
+/* The owner is closing: from now on nothing is queued, live or replayed. */
+void feed_mute(struct feed *f);
+
+/* Why a resume cannot start where the client asked (the reason field of
+ * litepush.reset). */
+#define FEED_RESET_AHEAD "ahead-of-log"    /* the id was never issued: log replaced */
+#define FEED_RESET_PRUNED "history-pruned" /* rows after the id were deleted */
+
+/* Where a resume after `requested` continues, given the log's bounds (b,
+ * from store_bounds on the feed's channels) and `seen`, the highest id the
+ * watcher has published. Returns the id to continue after and sets *reason
+ * to NULL when that is `requested` (no gap), or to FEED_RESET_AHEAD or
+ * FEED_RESET_PRUNED when a litepush.reset must go first. Pure: every case
+ * of the no-gap/no-duplicate contract is a row in tests/unit/test_feed.c. */
+int64_t feed_resume_point(int64_t requested, const struct store_bounds *b, int64_t seen,
+                          const char **reason);
 
 /* Unsubscribes and frees the names; safe on a zero-filled or closed feed. */
 void feed_close(struct feed *f);

@@ -266,7 +266,3 @@ struct payload *hub_delivery_payload(struct hub_delivery *d, size_t format)
     return d->payloads[format];
 }
 
-size_t hub_channel_count(const struct hub *hub)
-{
-    return hub->channel_count;
-}

@@ -59,7 +59,4 @@ struct payload *hub_encode(struct hub *hub, size_t format, const struct store_ro
 const struct store_row *hub_delivery_row(const struct hub_delivery *d);
 struct payload *hub_delivery_payload(struct hub_delivery *d, size_t format);
 
-/* Number of channels with at least one subscriber. */
-size_t hub_channel_count(const struct hub *hub);
-
 #endif

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "number.h"
 #include "utf8.h"
 
 static const char DEFAULT_CHANNEL[] = "default";
@@ -47,17 +48,8 @@ static long url_decode(const char *src, size_t len, char *dst)
 
 enum query_err query_parse_event_id(const char *s, size_t len, int64_t *out)
 {
-    if (len == 0 || len > LIMITS_EVENT_ID_DIGITS)
+    if (len > LIMITS_EVENT_ID_DIGITS || !number_parse(s, len, INT64_MAX, out))
         return QUERY_ERR_BAD_EVENT_ID;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return QUERY_ERR_BAD_EVENT_ID;
-        v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits fit in uint64_t */
-    }
-    if (v > (uint64_t)INT64_MAX)
-        return QUERY_ERR_BAD_EVENT_ID;
-    *out = (int64_t)v;
     return QUERY_OK;
 }
 

@@ -39,7 +39,8 @@ struct query_request {
 enum query_err query_parse(const char *qs, size_t len, char *scratch, struct query_request *out);
 
 /* Parses an event id: 1 to LIMITS_EVENT_ID_DIGITS ASCII digits, no sign,
- * space or other byte, value at most INT64_MAX (SQLite's largest rowid). */
+ * space or other byte, value at most INT64_MAX (SQLite's largest rowid).
+ * The digits rule is number_parse's (number.h), which other integers use. */
 enum query_err query_parse_event_id(const char *s, size_t len, int64_t *out);
 
 /* Checks one channel name: 1..LIMITS_CHANNEL_NAME_MAX bytes of valid UTF-8

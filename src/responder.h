@@ -20,9 +20,6 @@ struct responder_config {
     unsigned heartbeat_ms; /* comment on a stream idle this long */
     unsigned retry_ms;     /* the retry: field sent at open */
     size_t queue_cap;      /* bytes queued for one stream before it is dropped */
-    /* Streams admitted and not yet freed: the accept threads count up
-     * (and refuse at --max-streams), the responder counts down. May be NULL. */
-    atomic_size_t *admitted;
 };
 
 /* A request that libfcgi has read, handed to the loop. The responder takes
@@ -36,26 +33,33 @@ struct responder_request {
     int64_t header_id;
 };
 
+/* Counters shared by every worker of the process (relaxed atomics). Each
+ * responder adds its share once a second and when it is freed, except
+ * streams_open, which moves at once. */
 struct responder_stats {
-    size_t streams_open;
-    uint64_t streams_total;
-    uint64_t streams_dropped_slow;
-    uint64_t events_sent;    /* rows queued to streams, live and replayed */
-    int64_t last_id;         /* highest id the watcher has seen */
-    uint64_t rows_seen;      /* rows the watcher read since start */
-    uint64_t watcher_lag_ms; /* wake-up to rows published, last batch */
+    /* Streams admitted and not yet freed: counted up by the accept threads
+     * (which refuse at --max-streams), down by the responders. */
+    atomic_size_t streams_open;
+    atomic_ullong streams_total;
+    atomic_ullong streams_dropped_slow;
+    atomic_ullong streams_refused_full; /* counted by the accept threads */
+    atomic_ullong events_sent;          /* rows queued to streams, live and replayed */
+    atomic_llong last_id;               /* highest id a watcher has seen */
+    atomic_ullong rows_seen;            /* rows the watchers read since start */
+    atomic_ullong watcher_lag_ms;       /* wake-up to rows published, a last batch */
 };
 
-/* Creates the hub and the log watcher on loop and store (borrowed; they
- * must outlive the responder). NULL with a reason in err on failure. */
+/* Creates the hub and the log watcher on loop and store; borrows loop,
+ * store, cfg and stats (they outlive the responder). NULL with a reason in
+ * err on failure. */
 struct responder *responder_new(struct loop *loop, struct store *store,
-                                const struct responder_config *cfg, char *err, size_t err_cap);
+                                const struct responder_config *cfg, struct responder_stats *stats,
+                                char *err, size_t err_cap);
 /* Closes every stream (each gets a clean end of response) and frees all. */
 void responder_free(struct responder *r);
 
-/* Starts a stream for req. On failure the fd is closed. */
+/* Starts a stream for req, already counted in stats->streams_open. On
+ * failure the fd is closed and the count taken back. */
 void responder_adopt(struct responder *r, const struct responder_request *req);
-
-void responder_get_stats(const struct responder *r, struct responder_stats *out);
 
 #endif

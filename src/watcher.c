@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -256,10 +255,6 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
     const char *dir = path_copy ? dirname(path_copy) : ".";
     w->inotify_io.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->retry_io.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    /* The kernel may defer a timer by the thread's slack (50 µs by
-     * default), as long as the first retries: ask for 1 µs on this, the
-     * loop thread. */
-    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     if (w->inotify_io.fd < 0 || w->retry_io.fd < 0 ||
         loop_io_add(loop, &w->retry_io, EPOLLIN) != 0 ||
         inotify_add_watch(w->inotify_io.fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0 ||

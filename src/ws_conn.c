@@ -19,7 +19,6 @@
  * published as a BLOB to the first channel of its URL. */
 #include "ws_conn.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,6 @@
 
 /* Reads per wake-up before other connections get their turn. */
 #define READS_PER_WAKE 4
-#define WRITE_BUDGET (256 * 1024)
 /* How long we wait for the peer's close frame or end of stream. */
 #define CLOSE_TIMEOUT_MS 3000
 
@@ -52,16 +50,12 @@ static const char *const SUBPROTOCOLS[] = {"litepush.v1"};
 enum conn_state { CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING };
 
 struct ws_conn {
-    struct loop_io io;
-    struct ws_shared *sh;
+    struct conn conn;
+    struct ws_conn_env *env;
     enum conn_state state;
-    bool is_closing; /* marked for freeing */
-    bool is_dirty;
-    bool is_blocked; /* waiting for EPOLLOUT */
     bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
-    bool is_wr_shut; /* our close frame went out and we shut down writing */
-    bool is_peer_loopback;
+    bool is_wr_shut;   /* our close frame went out and we shut down writing */
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
@@ -76,44 +70,29 @@ struct ws_conn {
     struct deflate_inflater inflater;
     uint8_t control[LIMITS_WS_CONTROL_PAYLOAD];
     uint8_t control_len;
-    /* rows to the client */
-    struct feed feed;
-    struct outq out;
-    struct ws_conn *next, *prev; /* all connections */
-    struct ws_conn *dirty_next;
-    struct ws_conn *closing_next;
 };
+
+static struct ws_conn *ws_conn_of(struct conn *conn)
+{
+    return LOOP_CONTAINER(conn, struct ws_conn, conn);
+}
 
 static void mark_closing(struct ws_conn *c)
 {
-    if (c->is_closing)
-        return;
-    c->is_closing = true;
-    c->feed.is_muted = true;
-    c->closing_next = c->sh->closing;
-    c->sh->closing = c;
-}
-
-static void mark_dirty(struct ws_conn *c)
-{
-    if (c->is_dirty || c->is_closing)
-        return;
-    c->is_dirty = true;
-    c->dirty_next = c->sh->dirty;
-    c->sh->dirty = c;
+    conn_mark_closing(&c->conn);
 }
 
 /* ---- output ------------------------------------------------------------ */
 
 static void check_queue_cap(struct ws_conn *c)
 {
-    if (c->out.bytes <= c->sh->cfg->queue_cap)
+    if (c->conn.out.bytes <= c->env->cfg->queue_cap)
         return;
     fprintf(stderr,
             "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
             "client too slow; it can resume with lastEventId\n",
-            c->io.fd, c->out.bytes, c->sh->cfg->queue_cap);
-    c->sh->stats->dropped_slow++;
+            c->conn.io.fd, c->conn.out.bytes, c->env->cfg->queue_cap);
+    c->env->stats->dropped_slow++;
     mark_closing(c);
 }
 
@@ -123,11 +102,11 @@ static void queue_frame_payload(struct ws_conn *c, enum ws_frame_opcode op, bool
 {
     uint8_t header[WS_FRAME_SERVER_HEADER_MAX];
     size_t header_len = ws_frame_header_encode(header, op, true, is_rsv1, p->len);
-    if (header_len == 0 || !outq_push(&c->out, header, header_len, p, 0, p->len)) {
+    if (header_len == 0 || !outq_push(&c->conn.out, header, header_len, p, 0, p->len)) {
         mark_closing(c);
         return;
     }
-    mark_dirty(c);
+    conn_mark_dirty(&c->conn);
     check_queue_cap(c);
 }
 
@@ -147,30 +126,31 @@ static void queue_frame_copy(struct ws_conn *c, enum ws_frame_opcode op, const v
 
 static void on_feed_row(struct feed *f, struct payload *p)
 {
-    struct ws_conn *c = LOOP_CONTAINER(f, struct ws_conn, feed);
+    struct ws_conn *c = LOOP_CONTAINER(f, struct ws_conn, conn.feed);
     if (p == NULL) {
         mark_closing(c);
         return;
     }
-    c->sh->stats->frames_sent++;
+    c->env->stats->frames_sent++;
     queue_frame_payload(c, WS_FRAME_OP_TEXT, c->is_deflate, p);
 }
 
 /* Sends our close frame and stops everything else (RFC 6455 §5.5.1, §7.1.7). */
 static void start_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
-    if (c->state == CONN_CLOSING || c->is_closing)
+    if (c->state == CONN_CLOSING || c->conn.is_closing)
         return;
     uint8_t body[LIMITS_WS_CONTROL_PAYLOAD];
     size_t n =
         ws_frame_close_payload(body, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     queue_frame_copy(c, WS_FRAME_OP_CLOSE, body, n);
     c->state = CONN_CLOSING;
-    c->since_ms = loop_now_ms(c->sh->loop);
-    feed_close(&c->feed);
+    c->since_ms = loop_now_ms(c->env->set.loop);
+    feed_close(&c->conn.feed);
 }
 
-void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
+/* Ends c with code and reason: a close frame once it is a WebSocket. */
+static void close_conn(struct ws_conn *c, uint16_t code, const char *reason)
 {
     if (c->state == CONN_HANDSHAKE)
         mark_closing(c); /* not a WebSocket yet: no close frame to send */
@@ -178,29 +158,16 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
         start_close(c, code, reason);
 }
 
-void ws_conn_flush(struct ws_conn *c)
+/* Writes what is queued (conn_write also replays); once our close frame
+ * is out, half-closes and waits for the peer's end. */
+static void flush(struct ws_conn *c)
 {
-    if (c->is_closing || c->is_wr_shut)
+    if (c->is_wr_shut)
         return;
-    enum outq_result res = outq_flush(&c->out, c->io.fd, WRITE_BUDGET);
-    if (res == OUTQ_EMPTY && c->state == CONN_OPEN && !c->feed.is_live) {
-        if (feed_replay_step(&c->feed) != STORE_OK) {
-            start_close(c, 1011, "cannot read the log");
-        }
-        if (!c->is_closing)
-            res = outq_flush(&c->out, c->io.fd, WRITE_BUDGET);
-    }
-    if (res == OUTQ_ERROR) {
-        mark_closing(c);
-        return;
-    }
-    if (res == OUTQ_EMPTY && c->state == CONN_CLOSING) {
-        /* Our close frame is out: half-close and wait for the peer's end. */
-        shutdown(c->io.fd, SHUT_WR);
+    if (conn_write(&c->conn) == OUTQ_EMPTY && c->state == CONN_CLOSING) {
+        shutdown(c->conn.io.fd, SHUT_WR);
         c->is_wr_shut = true;
     }
-    bool want_out = res == OUTQ_BLOCKED || (c->state == CONN_OPEN && !c->feed.is_live);
-    loop_io_modify(c->sh->loop, &c->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
 }
 
 /* ---- handshake --------------------------------------------------------- */
@@ -211,13 +178,13 @@ static void refuse(struct ws_conn *c, int status, const char *reason, unsigned r
 {
     char resp[512];
     long n = ws_handshake_write_error(resp, sizeof resp, status, reason, retry_after_s);
-    if (n > 0 && write(c->io.fd, resp, (size_t)n) < 0) {
+    if (n > 0 && write(c->conn.io.fd, resp, (size_t)n) < 0) {
         /* the client is gone already; nothing to tell it */
     }
     mark_closing(c);
 }
 
-static bool origin_allowed(const struct ws_config *cfg, const struct ws_handshake_req *req)
+static bool origin_allowed(const struct ws_conn_config *cfg, const struct ws_handshake_req *req)
 {
     if (cfg->origin_count == 0)
         return true;
@@ -233,7 +200,7 @@ static bool origin_allowed(const struct ws_config *cfg, const struct ws_handshak
 /* The request head is complete and valid: answer 101 and open the feed. */
 static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *req)
 {
-    const struct ws_config *cfg = c->sh->cfg;
+    const struct ws_conn_config *cfg = c->env->cfg;
     if (!origin_allowed(cfg, req)) {
         refuse(c, 403, "origin not allowed", 0);
         return;
@@ -264,7 +231,7 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     long n =
         ws_handshake_write_101(resp, sizeof resp, req, has_proto ? proto.ptr : NULL,
                                has_proto ? proto.len : 0, pmd.is_accepted ? pmd.response : NULL);
-    if (n < 0 || !outq_push_copy(&c->out, resp, (size_t)n)) {
+    if (n < 0 || !outq_push_copy(&c->conn.out, resp, (size_t)n)) {
         free(scratch);
         mark_closing(c);
         return;
@@ -274,15 +241,16 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
         deflate_inflater_init(&c->inflater,
                               pmd.client_max_window_bits ? pmd.client_max_window_bits : 15, true);
     c->state = CONN_OPEN;
-    c->since_ms = loop_now_ms(c->sh->loop);
-    bool ok = feed_open(&c->feed, &c->sh->source, &q, q.has_last_event_id, q.last_event_id,
-                        c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
+    c->since_ms = loop_now_ms(c->env->set.loop);
+    bool ok =
+        feed_open(&c->conn.feed, &c->env->set.source, &q, q.has_last_event_id, q.last_event_id,
+                  c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
     free(scratch);
     if (!ok) {
         start_close(c, 1011, "cannot open the feed");
         return;
     }
-    mark_dirty(c);
+    conn_mark_dirty(&c->conn);
 }
 
 /* True for "GET <path>/stats[?...] HTTP/1.x": the counters page, served
@@ -302,7 +270,7 @@ static bool is_stats_request(const char *head, size_t len)
 
 static void reply_stats(struct ws_conn *c)
 {
-    struct ws_server_stats *st = c->sh->stats;
+    struct ws_conn_stats *st = c->env->stats;
     char body[512], resp[768];
     int n = snprintf(body, sizeof body,
                      "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
@@ -311,12 +279,12 @@ static void reply_stats(struct ws_conn *c)
                      atomic_load(&st->connections_open), atomic_load(&st->connections_total),
                      atomic_load(&st->dropped_slow), atomic_load(&st->dropped_unresponsive),
                      atomic_load(&st->refused_full), atomic_load(&st->frames_sent),
-                     atomic_load(&st->published), (long long)watcher_last_id(c->sh->watcher));
+                     atomic_load(&st->published), (long long)watcher_last_id(c->env->set.watcher));
     int m = snprintf(resp, sizeof resp,
                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Cache-Control: no-cache\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
                      n, body);
-    if (m > 0 && write(c->io.fd, resp, (size_t)m) < 0) {
+    if (m > 0 && write(c->conn.io.fd, resp, (size_t)m) < 0) {
         /* the client left already */
     }
     mark_closing(c);
@@ -373,8 +341,8 @@ static void reply_error(struct ws_conn *c, const char *reason)
 
 static void publish(struct ws_conn *c, bool is_text)
 {
-    struct ws_shared *sh = c->sh;
-    if (!sh->cfg->is_publish_allowed) {
+    struct ws_conn_env *env = c->env;
+    if (!env->cfg->is_publish_allowed) {
         reply_error(c, "publishing is not enabled on this server");
         return;
     }
@@ -383,14 +351,15 @@ static void publish(struct ws_conn *c, bool is_text)
     enum store_err err;
     if (is_text) {
         struct json_publish pub;
-        reason = json_parse_publish(sh->json, (const char *)c->msg.data, c->msg.len, &pub);
-        err = reason != NULL ? STORE_ERR_INPUT
-                             : store_insert(sh->store, pub.channel, pub.channel_len, pub.event,
-                                            pub.event_len, pub.data, pub.data_len, false, &id);
+        reason = json_parse_publish(env->json, (const char *)c->msg.data, c->msg.len, &pub);
+        err = reason != NULL
+                  ? STORE_ERR_INPUT
+                  : store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
+                                 pub.event_len, pub.data, pub.data_len, false, &id);
     } else {
-        const char *channel = c->feed.channel_count ? c->feed.channels[0] : "default";
-        size_t channel_len = c->feed.channel_count ? c->feed.channel_lens[0] : 7;
-        err = store_insert(sh->store, channel, channel_len, NULL, 0,
+        /* An open connection's feed has at least one channel. */
+        err = store_insert(env->set.source.store, c->conn.feed.channels[0],
+                           c->conn.feed.channel_lens[0], NULL, 0,
                            c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
     }
     if (err == STORE_ERR_INPUT) {
@@ -398,15 +367,15 @@ static void publish(struct ws_conn *c, bool is_text)
         return;
     }
     if (err != STORE_OK) {
-        fprintf(stderr, "litepush-ws: publish failed: %s\n", store_errmsg(sh->store));
+        fprintf(stderr, "litepush-ws: publish failed: %s\n", store_errmsg(env->set.source.store));
         reply_error(c, err == STORE_ERR_BUSY ? "database is busy, try again"
                                              : "database error, message not stored");
         return;
     }
-    sh->stats->published++;
+    env->stats->published++;
     /* Our own commit does not change data_version for our connection:
      * publish it now, to the sender and everyone else. */
-    watcher_catch_up(sh->watcher);
+    watcher_catch_up(env->set.watcher);
 }
 
 static void end_message(struct ws_conn *c)
@@ -419,7 +388,7 @@ static void end_message(struct ws_conn *c)
 
 static void fail(struct ws_conn *c, uint16_t code, const char *reason)
 {
-    fprintf(stderr, "litepush-ws: fd %d: closing with %u: %s\n", c->io.fd, code, reason);
+    fprintf(stderr, "litepush-ws: fd %d: closing with %u: %s\n", c->conn.io.fd, code, reason);
     start_close(c, code, reason);
 }
 
@@ -431,7 +400,7 @@ static bool append_message(struct ws_conn *c, const struct ws_frame_chunk *ch)
     size_t old_len = c->msg.len;
     if (ch->is_compressed) {
         enum deflate_err e = deflate_inflate(&c->inflater, ch->data, ch->len, ch->is_message_end,
-                                             c->sh->cfg->max_message, &c->msg);
+                                             c->env->cfg->max_message, &c->msg);
         if (e != DEFLATE_OK) {
             fail(c, (uint16_t)deflate_close_code(e), deflate_strerror(e));
             return false;
@@ -509,10 +478,10 @@ static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
 
 static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 {
-    while (len > 0 && !c->is_closing) {
+    while (len > 0 && !c->conn.is_closing) {
         struct ws_frame_chunk ch;
         ptrdiff_t n =
-            ws_frame_decode(&c->dec, buf, len, c->sh->cfg->max_message, c->is_deflate, &ch);
+            ws_frame_decode(&c->dec, buf, len, c->env->cfg->max_message, c->is_deflate, &ch);
         if (n == WS_FRAME_NEED_MORE)
             return;
         if (n < 0) {
@@ -531,16 +500,16 @@ static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 
 static void on_io(struct loop_io *io, uint32_t events)
 {
-    struct ws_conn *c = LOOP_CONTAINER(io, struct ws_conn, io);
-    if (c->is_closing)
+    struct ws_conn *c = LOOP_CONTAINER(io, struct ws_conn, conn.io);
+    if (c->conn.is_closing)
         return;
     if (events & EPOLLOUT)
-        ws_conn_flush(c);
+        flush(c);
     if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         return;
-    struct ws_shared *sh = c->sh;
-    for (int i = 0; i < READS_PER_WAKE && !c->is_closing; i++) {
-        ssize_t n = read(io->fd, sh->read_buf, sh->read_cap);
+    struct ws_conn_env *env = c->env;
+    for (int i = 0; i < READS_PER_WAKE && !c->conn.is_closing; i++) {
+        ssize_t n = read(io->fd, env->read_buf, env->read_cap);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n < 0 && errno == EINTR)
@@ -549,8 +518,8 @@ static void on_io(struct loop_io *io, uint32_t events)
             mark_closing(c); /* end of stream or reset: nothing more to say */
             break;
         }
-        c->last_rx_ms = loop_now_ms(sh->loop);
-        uint8_t *buf = sh->read_buf;
+        c->last_rx_ms = loop_now_ms(env->set.loop);
+        uint8_t *buf = env->read_buf;
         size_t len = (size_t)n;
         if (c->state == CONN_HANDSHAKE) {
             long used = take_handshake(c, buf, len);
@@ -560,44 +529,46 @@ static void on_io(struct loop_io *io, uint32_t events)
             len -= (size_t)used;
         }
         take_frames(c, buf, len);
-        if ((size_t)n < sh->read_cap)
+        if ((size_t)n < env->read_cap)
             break;
     }
 }
 
-/* ---- lifecycle --------------------------------------------------------- */
+/* ---- the connection's life cycle (conn_ops) ------------------------------ */
 
-bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback)
+static void ws_flush(struct conn *conn)
 {
-    struct ws_conn *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        close(fd);
-        sh->stats->connections_open--;
-        return false;
-    }
-    c->sh = sh;
-    c->io.fd = fd;
-    c->io.on_ready = on_io;
-    c->is_peer_loopback = is_peer_loopback;
-    c->since_ms = c->last_rx_ms = loop_now_ms(sh->loop);
-    if (loop_io_add(sh->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
-        close(fd);
-        free(c);
-        sh->stats->connections_open--;
-        return false;
-    }
-    c->next = sh->all;
-    if (sh->all)
-        sh->all->prev = c;
-    sh->all = c;
-    sh->stats->connections_total++;
-    return true;
+    flush(ws_conn_of(conn));
 }
 
-void ws_conn_tick(struct ws_conn *c, uint64_t now_ms)
+static void ws_free(struct conn *conn)
 {
-    const struct ws_config *cfg = c->sh->cfg;
-    if (c->is_closing)
+    struct ws_conn *c = ws_conn_of(conn);
+    conn_release(conn);
+    deflate_buf_free(&c->msg);
+    deflate_inflater_free(&c->inflater);
+    free(c->head);
+    atomic_fetch_sub(&c->env->stats->connections_open, 1);
+    free(c);
+}
+
+static void ws_replay_failed(struct conn *conn)
+{
+    start_close(ws_conn_of(conn), 1011, "cannot read the log");
+}
+
+/* The log was replaced: close with 1012 (service restart); the client
+ * reconnects with lastEventId against the new log. */
+static void ws_log_replaced(struct conn *conn)
+{
+    close_conn(ws_conn_of(conn), 1012, "message log replaced, reconnect");
+}
+
+/* Pings, pong and handshake deadlines. */
+static void tick_conn(struct ws_conn *c, uint64_t now_ms)
+{
+    const struct ws_conn_config *cfg = c->env->cfg;
+    if (c->conn.is_closing)
         return;
     if (c->state == CONN_HANDSHAKE) {
         if (now_ms - c->since_ms >= cfg->handshake_timeout_ms)
@@ -607,7 +578,7 @@ void ws_conn_tick(struct ws_conn *c, uint64_t now_ms)
             mark_closing(c);
     } else if (c->is_awaiting_pong) {
         if (now_ms - c->ping_sent_ms >= cfg->ping_ms) {
-            c->sh->stats->dropped_unresponsive++;
+            c->env->stats->dropped_unresponsive++;
             fail(c, 1001, "no answer to ping");
         }
     } else if (now_ms - c->last_rx_ms >= cfg->ping_ms) {
@@ -619,43 +590,57 @@ void ws_conn_tick(struct ws_conn *c, uint64_t now_ms)
     }
 }
 
-void ws_conn_free(struct ws_conn *c)
+static void ws_tick(struct conn_set *set, uint64_t now_ms)
 {
-    struct ws_shared *sh = c->sh;
-    feed_close(&c->feed);
-    if (c->io.events)
-        loop_io_remove(sh->loop, &c->io);
-    close(c->io.fd);
-    outq_clear(&c->out);
-    deflate_buf_free(&c->msg);
-    deflate_inflater_free(&c->inflater);
-    free(c->head);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sh->all = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    sh->stats->connections_open--;
-    free(c);
+    struct ws_conn_env *env = LOOP_CONTAINER(set, struct ws_conn_env, set);
+    for (struct conn *conn = set->all; conn != NULL; conn = conn->next)
+        tick_conn(ws_conn_of(conn), now_ms);
+    /* The process-wide last id is the highest any worker has seen. */
+    long long seen = watcher_last_id(set->watcher);
+    long long prev = atomic_load(&env->stats->last_id);
+    while (seen > prev && !atomic_compare_exchange_weak(&env->stats->last_id, &prev, seen))
+        ;
 }
 
-struct ws_conn *ws_conn_next_dirty(struct ws_conn *c)
+static const struct conn_ops WS_CONN_OPS = {
+    .flush = ws_flush,
+    .free = ws_free,
+    .replay_failed = ws_replay_failed,
+    .log_replaced = ws_log_replaced,
+    .tick = ws_tick,
+};
+
+bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *store,
+                      hub_encode_fn *const encoders[2], void *encode_ctx, char *err, size_t err_cap)
 {
-    return c->dirty_next;
+    return conn_set_init(&env->set, loop, store, encoders, 2, encode_ctx, &WS_CONN_OPS, err,
+                         err_cap);
 }
 
-struct ws_conn *ws_conn_next_closing(struct ws_conn *c)
+void ws_conn_env_close(struct ws_conn_env *env)
 {
-    return c->closing_next;
+    /* Going away (RFC 6455 §7.4.1): send what we can, then free all. */
+    for (struct conn *conn = env->set.all; conn != NULL; conn = conn->next) {
+        struct ws_conn *c = ws_conn_of(conn);
+        close_conn(c, 1001, "server shutting down");
+        flush(c);
+        mark_closing(c);
+    }
+    conn_set_reap(&env->set);
+    conn_set_destroy(&env->set);
 }
 
-struct ws_conn *ws_conn_next(struct ws_conn *c)
+bool ws_conn_start(struct ws_conn_env *env, int fd)
 {
-    return c->next;
-}
-
-void ws_conn_clear_dirty(struct ws_conn *c)
-{
-    c->is_dirty = false;
+    struct ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL || !conn_add(&env->set, &c->conn, fd, on_io)) {
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&env->stats->connections_open, 1);
+        return false;
+    }
+    c->env = env;
+    c->since_ms = c->last_rx_ms = loop_now_ms(env->set.loop);
+    env->stats->connections_total++;
+    return true;
 }

@@ -1,58 +1,73 @@
 /* ws_conn: one WebSocket connection of litepush-ws, from the first byte of
  * its handshake to its close: handshake, frame decoding, UTF-8 and
  * permessage-deflate, publishes, the feed of rows and the output queue.
- * Internal to litepush-ws: ws_server owns the connections and calls these.
- * Loop thread only. */
+ * Each is a connection of its worker's set (conn.h), whose life cycle
+ * (conn_ops) is implemented here; ws_server makes the set and hands over
+ * the sockets. The counterpart for SSE streams is responder.c.
+ * Loop thread only, except the counters in struct ws_conn_stats. */
 #ifndef LITEPUSH_WS_CONN_H
 #define LITEPUSH_WS_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "feed.h"
-#include "ws_server.h"
+#include "conn.h"
 
-struct loop;
-struct ws_conn;
+struct json;
 
-/* What ws_server lends every connection; all borrowed. */
-struct ws_shared {
-    struct loop *loop;
-    struct store *store;
-    struct json *json;
-    struct watcher *watcher;
-    struct feed_source source;
-    const struct ws_config *cfg;
-    struct ws_server_stats *stats;
-    uint8_t *read_buf; /* one buffer for every connection's reads */
-    size_t read_cap;
-    /* Connections to flush and to free at the end of the loop batch. */
-    struct ws_conn *dirty;
-    struct ws_conn *closing;
-    /* Every connection, for the tick and for shutdown. */
-    struct ws_conn *all;
+struct ws_conn_config {
+    bool is_publish_allowed; /* --allow-publish */
+    bool is_deflate_enabled; /* permessage-deflate offered to clients */
+    size_t max_message;      /* --max-message: bytes of one client message */
+    unsigned ping_ms;        /* ping a connection silent this long; drop it
+                                if the pong takes as long again */
+    unsigned handshake_timeout_ms;
+    size_t queue_cap;           /* bytes queued for one client before it is dropped */
+    size_t max_connections;     /* 503 beyond */
+    const char *const *origins; /* Origin allow-list; none = any origin */
+    size_t origin_count;
+};
+
+/* Counters shared by every worker of the process (relaxed atomics). */
+struct ws_conn_stats {
+    atomic_size_t connections_open; /* counted up by the listener, down by workers */
+    atomic_ullong connections_total;
+    atomic_ullong dropped_slow;
+    atomic_ullong dropped_unresponsive;
+    atomic_ullong refused_full;
+    atomic_ullong frames_sent; /* rows queued to clients */
+    atomic_ullong published;   /* rows inserted by clients */
+    atomic_llong last_id;      /* highest id a watcher has seen */
 };
 
 /* hub formats of litepush-ws */
 enum ws_format { WS_FORMAT_TEXT = 0, WS_FORMAT_DEFLATE = 1 };
 
-/* Starts a connection on an accepted, non-blocking fd (taken over).
- * Returns false (fd closed) when out of memory or epoll refuses it. */
-bool ws_conn_start(struct ws_shared *sh, int fd, bool is_peer_loopback);
-/* Writes what was queued; called for each dirty connection after a batch. */
-void ws_conn_flush(struct ws_conn *c);
-/* Pings, pong and handshake timeouts; called once a second. */
-void ws_conn_tick(struct ws_conn *c, uint64_t now_ms);
-/* Starts a closing handshake with code and reason (server shutdown: 1001). */
-void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
-/* Frees a connection marked closing (from the after-batch hook). */
-void ws_conn_free(struct ws_conn *c);
+/* One worker's connections and what they borrow (cfg, stats, the read
+ * buffer); embedded in the ws_server. */
+struct ws_conn_env {
+    struct conn_set set;
+    const struct ws_conn_config *cfg;
+    struct ws_conn_stats *stats;
+    struct json *json; /* the ws_server's, for publish frames */
+    uint8_t *read_buf; /* one buffer for every connection's reads */
+    size_t read_cap;
+};
 
-/* List links, for ws_server's walks. */
-struct ws_conn *ws_conn_next_dirty(struct ws_conn *c);
-struct ws_conn *ws_conn_next_closing(struct ws_conn *c);
-struct ws_conn *ws_conn_next(struct ws_conn *c);
-void ws_conn_clear_dirty(struct ws_conn *c);
+/* Sets up env->set on loop and store with the hub's two formats
+ * (encoders[WS_FORMAT_TEXT], encoders[WS_FORMAT_DEFLATE]). Returns false
+ * with a reason in err; call ws_conn_env_close either way. */
+bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *store,
+                      hub_encode_fn *const encoders[2], void *encode_ctx, char *err,
+                      size_t err_cap);
+/* Closes every connection (close 1001, going away), frees them and the set. */
+void ws_conn_env_close(struct ws_conn_env *env);
+
+/* Starts a connection on an accepted, non-blocking fd (taken over), already
+ * counted in stats->connections_open. Returns false (fd closed, count taken
+ * back) when out of memory or epoll refuses it. */
+bool ws_conn_start(struct ws_conn_env *env, int fd);
 
 #endif

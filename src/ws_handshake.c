@@ -328,9 +328,6 @@ static enum ws_handshake_err parse_header(struct ws_handshake_slice line,
         if (++seen->origin > 1)
             return WS_HANDSHAKE_ERR_ORIGIN;
         req->origin = value;
-    } else if (ci_equal(name.ptr, name.len, "x-forwarded-for")) {
-        /* The proxy nearest to us appends last; keep the last line. */
-        req->forwarded_for = value;
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-protocol")) {
         return add_protocols(value, req);
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-extensions")) {

@@ -2,35 +2,27 @@
  * then a listener and N worker threads until SIGTERM or SIGINT.
  *
  * Threads: the main thread accepts, refuses when full, and hands each
- * socket to the next worker in turn (a locked list and an eventfd per
- * worker; that lock is the only one, taken alone). Each worker runs its own
- * event loop with its own ws_server, store connection, watcher and hub, so
- * a row is fanned out by every core at once and no lock is taken per row.
+ * socket to the workers of the pool (pool.h) in turn. Each worker runs its
+ * own event loop with its own ws_server, store connection, watcher and hub,
+ * so a row is fanned out by every core at once and no lock is taken per row.
  * A publish commits in one worker; the others see it through their
  * watchers like any other INSERT. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "input_limits.h"
 #include "cli.h"
+#include "input_limits.h"
 #include "listen.h"
 #include "loop.h"
-#include "query.h"
-#include "store.h"
+#include "pool.h"
 #include "ws_handshake.h"
 #include "ws_server.h"
 
@@ -71,38 +63,23 @@ static const char USAGE[] =
     "\n"
     "SIGTERM or SIGINT close every connection with 1001 and exit; SIGUSR1 logs counters.\n";
 
+/* An accepted socket on its way to a worker. */
 struct pending {
-    struct pending *next;
+    struct pool_item item;
     int fd;
-    bool is_loopback;
 };
 
-/* One event-loop thread. The listener touches only lock, head and
- * is_stopping (under lock) and wake_fd; everything else is the thread's. */
-struct worker {
-    pthread_t thread;
-    struct loop *loop;
-    struct store *store;
-    struct ws_server *server;
-    struct loop_io wake_io; /* eventfd */
-    pthread_mutex_t lock;
-    struct pending *head;
-    bool is_stopping;
-};
-
-struct main_ctx {
-    struct loop *loop;
+/* What the listener, the workers and the main thread share. */
+struct app {
+    struct pool *pool;
     struct loop_io listen_io;
-    struct loop_io signal_io;
-    struct worker *workers;
-    size_t worker_count;
-    size_t next_worker;
-    const struct ws_config *cfg;
-    struct ws_server_stats *stats;
+    struct ws_conn_config cfg;
+    struct ws_conn_stats stats;
 };
 
-static void log_stats(const struct ws_server_stats *st)
+static void log_stats(void *ctx)
 {
+    const struct ws_conn_stats *st = &((struct app *)ctx)->stats;
     fprintf(stderr,
             "litepush-ws: stats connections_open=%zu connections_total=%llu dropped_slow=%llu "
             "dropped_unresponsive=%llu refused_full=%llu frames_sent=%llu published=%llu "
@@ -113,76 +90,30 @@ static void log_stats(const struct ws_server_stats *st)
             atomic_load(&st->published), atomic_load(&st->last_id));
 }
 
-/* ---- workers ------------------------------------------------------------- */
+/* ---- the pool's callbacks: one ws_server per worker ---------------------- */
 
-static void on_wake(struct loop_io *io, uint32_t events)
+static void *server_new(struct loop *loop, struct store *store, void *ctx, char *err,
+                        size_t err_cap)
 {
-    (void)events;
-    struct worker *w = LOOP_CONTAINER(io, struct worker, wake_io);
-    uint64_t count;
-    if (read(io->fd, &count, sizeof count) < 0 && errno != EAGAIN)
-        return;
-    pthread_mutex_lock(&w->lock);
-    struct pending *list = w->head;
-    w->head = NULL;
-    bool is_stopping = w->is_stopping;
-    pthread_mutex_unlock(&w->lock);
-    while (list != NULL) {
-        struct pending *p = list;
-        list = p->next;
-        ws_server_adopt(w->server, p->fd, p->is_loopback);
-        free(p);
-    }
-    if (is_stopping)
-        loop_stop(w->loop);
+    struct app *app = ctx;
+    return ws_server_new(loop, store, &app->cfg, &app->stats, err, err_cap);
 }
 
-static void *worker_main(void *arg)
+static void server_adopt(void *server, struct pool_item *item)
 {
-    struct worker *w = arg;
-    loop_run(w->loop);
-    ws_server_free(w->server); /* close 1001 to every client */
-    w->server = NULL;
-    return NULL;
+    struct pending *p = LOOP_CONTAINER(item, struct pending, item);
+    ws_server_adopt(server, p->fd);
+    free(p);
 }
 
-/* Creates worker i's loop, store and server on this thread; the worker
- * thread owns them from pthread_create on. */
-static int worker_init(struct worker *w, const char *db, const struct ws_config *cfg,
-                       struct ws_server_stats *stats, char *err, size_t err_cap)
+static void server_free(void *server)
 {
-    pthread_mutex_init(&w->lock, NULL);
-    w->loop = loop_new();
-    w->wake_io =
-        (struct loop_io){.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .on_ready = on_wake};
-    if (w->loop == NULL || w->wake_io.fd < 0 || loop_io_add(w->loop, &w->wake_io, EPOLLIN) != 0) {
-        snprintf(err, err_cap, "cannot set up an event loop: %s", strerror(errno));
-        return -1;
-    }
-    w->store = store_open(db, err, err_cap);
-    if (w->store == NULL)
-        return -1;
-    w->server = ws_server_new(w->loop, w->store, cfg, stats, err, err_cap);
-    return w->server ? 0 : -1;
+    ws_server_free(server); /* close 1001 to every client */
 }
 
-static void worker_wake(struct worker *w)
-{
-    uint64_t one = 1;
-    if (write(w->wake_io.fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        fprintf(stderr, "litepush-ws: %s: eventfd: %s\n", __func__, strerror(errno));
-}
+static const struct pool_ops POOL_OPS = {server_new, server_adopt, server_free};
 
 /* ---- listener ---------------------------------------------------------------- */
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return ss->ss_family == AF_UNIX;
-}
 
 static void refuse_full(int fd)
 {
@@ -197,7 +128,7 @@ static void refuse_full(int fd)
 static void on_accept(struct loop_io *io, uint32_t events)
 {
     (void)events;
-    struct main_ctx *m = LOOP_CONTAINER(io, struct main_ctx, listen_io);
+    struct app *app = LOOP_CONTAINER(io, struct app, listen_io);
     for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -207,9 +138,9 @@ static void on_accept(struct loop_io *io, uint32_t events)
                 fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
             return;
         }
-        if (atomic_fetch_add(&m->stats->connections_open, 1) >= m->cfg->max_connections) {
-            atomic_fetch_sub(&m->stats->connections_open, 1);
-            m->stats->refused_full++;
+        if (atomic_fetch_add(&app->stats.connections_open, 1) >= app->cfg.max_connections) {
+            atomic_fetch_sub(&app->stats.connections_open, 1);
+            app->stats.refused_full++;
             refuse_full(fd);
             continue;
         }
@@ -219,45 +150,12 @@ static void on_accept(struct loop_io *io, uint32_t events)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct pending *p = malloc(sizeof *p);
         if (p == NULL) {
-            atomic_fetch_sub(&m->stats->connections_open, 1);
+            atomic_fetch_sub(&app->stats.connections_open, 1);
             close(fd);
             continue;
         }
-        *p = (struct pending){.fd = fd, .is_loopback = is_loopback(&ss)};
-        struct worker *w = &m->workers[m->next_worker++ % m->worker_count];
-        pthread_mutex_lock(&w->lock);
-        p->next = w->head;
-        w->head = p;
-        pthread_mutex_unlock(&w->lock);
-        worker_wake(w);
-    }
-}
-
-static void stop_workers(struct main_ctx *m)
-{
-    for (size_t i = 0; i < m->worker_count; i++) {
-        pthread_mutex_lock(&m->workers[i].lock);
-        m->workers[i].is_stopping = true;
-        pthread_mutex_unlock(&m->workers[i].lock);
-        worker_wake(&m->workers[i]);
-    }
-    for (size_t i = 0; i < m->worker_count; i++)
-        pthread_join(m->workers[i].thread, NULL);
-}
-
-static void on_signal(struct loop_io *io, uint32_t events)
-{
-    (void)events;
-    struct main_ctx *m = LOOP_CONTAINER(io, struct main_ctx, signal_io);
-    struct signalfd_siginfo si;
-    while (read(io->fd, &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo == SIGUSR1) {
-            log_stats(m->stats);
-        } else {
-            fprintf(stderr, "litepush-ws: signal %u: closing connections and exiting\n",
-                    si.ssi_signo);
-            loop_stop(m->loop);
-        }
+        p->fd = fd;
+        pool_hand(app->pool, &p->item);
     }
 }
 
@@ -265,106 +163,50 @@ int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL;
-    const char *origins[MAX_ORIGINS];
+    static const char *origins[MAX_ORIGINS];
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
-    struct ws_config cfg = {
+    static struct app app;
+    struct ws_conn_config *cfg = &app.cfg;
+    *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"allow-publish", no_argument, NULL, 'p'},
-                                         {"max-message", required_argument, NULL, 'm'},
-                                         {"ping", required_argument, NULL, 'i'},
-                                         {"max-connections", required_argument, NULL, 'c'},
-                                         {"queue-bytes", required_argument, NULL, 'q'},
-                                         {"origin", required_argument, NULL, 'o'},
-                                         {"no-deflate", no_argument, NULL, 'n'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'p':
-            cfg.is_publish_allowed = true;
-            break;
-        case 'm':
-            bad = cli_number("litepush-ws", "--max-message", optarg, 125, 1L << 30, &max_message);
-            break;
-        case 'i':
-            bad = cli_number("litepush-ws", "--ping", optarg, 1, 3600, &ping_s);
-            break;
-        case 'c':
-            bad = cli_number("litepush-ws", "--max-connections", optarg, 1, 1000000, &max_conns);
-            break;
-        case 'q':
-            bad = cli_number("litepush-ws", "--queue-bytes", optarg, 4096, 1L << 30, &queue_bytes);
-            break;
-        case 'o':
-            if (cfg.origin_count == MAX_ORIGINS) {
-                fprintf(stderr, "litepush-ws: at most %d --origin values\n", MAX_ORIGINS);
-                bad = 1;
-            } else {
-                origins[cfg.origin_count++] = optarg;
-            }
-            break;
-        case 'n':
-            cfg.is_deflate_enabled = false;
-            break;
-        case 't':
-            bad = cli_number("litepush-ws", "--threads", optarg, 1, MAX_THREADS, &threads);
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            return 0;
-        default:
-            bad = 1;
-        }
-        if (bad) {
-            fputs("Try 'litepush-ws --help'.\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "litepush-ws: unexpected argument '%s'\nTry 'litepush-ws --help'.\n",
-                argv[optind]);
-        return 2;
-    }
+    struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
+    const struct cli_flag opts[] = {
+        {"db", CLI_STRING, &db, 0, 0},
+        {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"allow-publish", CLI_SET, &cfg->is_publish_allowed, 0, 0},
+        {"max-message", CLI_NUMBER, &max_message, 125, 1L << 30},
+        {"ping", CLI_NUMBER, &ping_s, 1, 3600},
+        {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
+        {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"origin", CLI_LIST, &origin_list, 0, 0},
+        {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
+        {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
+    };
+    int rc = cli_parse("litepush-ws", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    if (rc >= 0)
+        return rc;
     if (db == NULL || db[0] == '\0' || listen_spec == NULL) {
         fputs("litepush-ws: give --db PATH (or LITEPUSH_DB) and --listen HOST:PORT\n"
               "Try 'litepush-ws --help'.\n",
               stderr);
         return 2;
     }
-    cfg.max_message = (size_t)max_message;
-    cfg.ping_ms = (unsigned)ping_s * 1000;
-    cfg.max_connections = (size_t)max_conns;
-    cfg.queue_cap = (size_t)queue_bytes;
+    cfg->origin_count = origin_list.count;
+    cfg->max_message = (size_t)max_message;
+    cfg->ping_ms = (unsigned)ping_s * 1000;
+    cfg->max_connections = (size_t)max_conns;
+    cfg->queue_cap = (size_t)queue_bytes;
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
 
     char err[512];
-    static struct ws_server_stats stats;
-    static struct worker workers[MAX_THREADS];
-    struct main_ctx m = {
-        .workers = workers, .worker_count = (size_t)threads, .cfg = &cfg, .stats = &stats};
-    /* Signals are blocked before any thread starts, so only the signalfd
-     * of the main thread sees them. */
-    m.signal_io = (struct loop_io){.fd = cli_signalfd(), .on_ready = on_signal};
-    /* The schema exists before the port opens. */
-    for (size_t i = 0; i < m.worker_count; i++) {
-        if (worker_init(&workers[i], db, &cfg, &stats, err, sizeof err) != 0) {
-            fprintf(stderr, "litepush-ws: %s\n", err);
-            return 1;
-        }
+    /* The pool opens the stores, creating the schema, before the port opens. */
+    app.pool = pool_new((size_t)threads, db, &POOL_OPS, &app, err, sizeof err);
+    if (app.pool == NULL) {
+        fprintf(stderr, "litepush-ws: %s\n", err);
+        return 1;
     }
     int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
     if (listen_fd < 0) {
@@ -372,33 +214,23 @@ int main(int argc, char **argv)
         return 1;
     }
     listen_raise_fd_limit();
-    m.loop = loop_new();
-    m.listen_io = (struct loop_io){.fd = listen_fd, .on_ready = on_accept};
+    app.listen_io = (struct loop_io){.fd = listen_fd, .on_ready = on_accept};
     int flags = fcntl(listen_fd, F_GETFL);
-    if (m.loop == NULL || m.signal_io.fd < 0 ||
-        fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        loop_io_add(m.loop, &m.signal_io, EPOLLIN) != 0 ||
-        loop_io_add(m.loop, &m.listen_io, EPOLLIN) != 0) {
+    if (fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        loop_io_add(pool_main_loop(app.pool), &app.listen_io, EPOLLIN) != 0) {
         fprintf(stderr, "litepush-ws: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
     }
-    for (size_t i = 0; i < m.worker_count; i++) {
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fputs("litepush-ws: cannot start worker threads\n", stderr);
-            return 1;
-        }
+    if (!pool_start(app.pool, err, sizeof err)) {
+        fprintf(stderr, "litepush-ws: %s\n", err);
+        return 1;
     }
-    fprintf(stderr, "litepush-ws: serving %s on %s with %zu threads%s\n", db, listen_spec,
-            m.worker_count, cfg.is_publish_allowed ? " (publishing allowed)" : "");
-    int rc = loop_run(m.loop);
+    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s\n", db, listen_spec, threads,
+            cfg->is_publish_allowed ? " (publishing allowed)" : "");
+    rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
     close(listen_fd); /* no new clients while the workers say goodbye */
-    stop_workers(&m);
-    log_stats(&stats);
-    for (size_t i = 0; i < m.worker_count; i++) {
-        store_close(workers[i].store);
-        close(workers[i].wake_io.fd);
-        loop_free(workers[i].loop);
-    }
-    loop_free(m.loop);
+    pool_stop(app.pool);
+    log_stats(&app);
+    pool_free(app.pool);
     return rc == 0 ? 0 : 1;
 }

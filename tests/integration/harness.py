@@ -1,6 +1,7 @@
-"""Infrastructure for the litepush integration tests (run.py): processes,
-ports, the sqlite3 publisher, a raw-socket SSE reader, a bare FastCGI
-client, the npm eventsource client, and the Apache/lighttpd/responder
+"""Infrastructure for the litepush integration tests (run.py, ws_cases.py)
+and the admin tests (tests/admin): processes, ports, waits, a tally of
+checks, the sqlite3 publisher, a raw-socket SSE reader, a bare FastCGI
+client, the npm eventsource and ws clients, and the Apache/lighttpd/responder
 processes with their generated configs. Standard library only."""
 import codecs
 import json
@@ -20,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("LITEPUSH_FCGI") or os.path.join(ROOT, "cgi-bin", "litepush.fcgi")
 WS_BIN = os.environ.get("LITEPUSH_WS") or os.path.join(ROOT, "litepush-ws")
 ES_CLIENT = os.path.join(HERE, "es_client.mjs")
-WS_CLIENT = os.path.join(HERE, "ws_client.mjs")
+WS_DRIVER = os.path.join(HERE, "ws_driver.mjs")
 APACHE_MODULES = "/usr/lib/apache2/modules"
 # litepush-ws behind /ws, and the read-only one behind /ro/ws.
 WS_MAX_MESSAGE = 1000
@@ -46,6 +47,46 @@ def check(cond, msg):
 def short(x, n=300):
     s = repr(x)
     return s if len(s) <= n else s[:n] + "..."
+
+
+class Tally:
+    """Counts checks for a suite that is a list of checks rather than of
+    cases (tests/admin): one line a check, and a last line
+    "<suite>: N passed, N failed" that tests/run-all.sh adds up."""
+
+    def __init__(self, suite):
+        self.suite, self.passed, self.failed = suite, 0, 0
+
+    def ok(self, name, note=""):
+        self.passed += 1
+        print(f"PASS  {name}" + (f"  {note}" if note else ""), flush=True)
+
+    def bad(self, name, why=""):
+        self.failed += 1
+        print(f"FAIL  {name}" + (f"\n      {why}" if why else ""), flush=True)
+
+    def check(self, name, got, want):
+        """Passes when got == want; strings are compared without the
+        trailing newline a CLI prints."""
+        if isinstance(got, str):
+            got = got.rstrip("\n")
+        if got == want:
+            self.ok(name)
+        else:
+            self.bad(name, f"got {short(got, 600)}, want {short(want, 600)}")
+
+    def run(self, name, fn, *args):
+        """Runs fn(*args), which raises Fail; passes when it returns."""
+        try:
+            note = fn(*args)
+        except Fail as e:
+            self.bad(name, str(e))
+        else:
+            self.ok(name, note or "")
+
+    def finish(self):
+        print(f"{self.suite}: {self.passed} passed, {self.failed} failed", flush=True)
+        return 0 if self.failed == 0 else 1
 
 
 # ----------------------------------------------------------------- processes
@@ -514,16 +555,14 @@ class NodeJsonLines:
 
 
 class NodeES(NodeJsonLines):
-    """es_client.mjs: the npm eventsource v4 client, one JSON line per event
-    (or, with script=WS_CLIENT, the npm ws client, one line per message)."""
+    """es_client.mjs: the npm eventsource v4 client, one JSON line per event."""
 
-    def __init__(self, url, count, timeout_ms, script=ES_CLIENT):
-        self.p = PROCS.start(["node", script, url, "--count", str(count),
+    def __init__(self, url, count, timeout_ms):
+        self.p = PROCS.start(["node", ES_CLIENT, url, "--count", str(count),
                               "--timeout-ms", str(timeout_ms)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE)
         self.err = b""
         self._start_reading()
-
 
     def events(self, kind="event"):
         return [x for x in self.lines if x.get("type") == kind]
@@ -543,10 +582,72 @@ class NodeES(NodeJsonLines):
         self.t.join(2)
         self.err = self.p.stderr.read()
         check(self.p.returncode == 0, f"node client exit {self.p.returncode}: {self.err[-400:]!r}")
-        return self.events("message" if WS_CLIENT in self.p.args else "event")
+        return self.events()
 
     def kill(self):
         Procs.stop(self.p)
+
+
+class NodeWS(NodeJsonLines):
+    """ws_driver.mjs: the npm ws client, commands on stdin, events on stdout."""
+
+    def __init__(self, url, deflate=False, threshold=None, timeout_ms=30000):
+        argv = ["node", WS_DRIVER, url, "--timeout-ms", str(timeout_ms)]
+        if deflate:
+            argv.append("--deflate")
+        if threshold is not None:
+            argv += ["--threshold", str(threshold)]
+        self.url = url
+        self.p = PROCS.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=HERE)
+        self._start_reading()
+
+    def of(self, kind):
+        return [x for x in list(self.lines) if x.get("type") == kind]
+
+    def messages(self):
+        return self.of("message")
+
+    def datas(self):
+        return [m["data"] for m in self.messages()]
+
+    def said(self):
+        return short(self.lines[-12:], 900)
+
+    def wait(self, pred, timeout, what):
+        try:
+            return wait_until(pred, timeout, what, interval=0.02)
+        except Fail as e:
+            raise Fail(f"{self.url}: {e}; node said {self.said()}")
+
+    def open(self, timeout=8.0):
+        self.wait(lambda: self.of("open") or self.of("close") or self.of("http") or
+                  self.p.poll() is not None, timeout, "WebSocket open")
+        check(self.of("open"), f"{self.url}: no open; node said {self.said()}")
+        return self.of("open")[0]
+
+    def wait_messages(self, n, timeout=5.0):
+        self.wait(lambda: len(self.messages()) >= n, timeout, f"{n} messages")
+        return self.datas()[:n]
+
+    def send(self, **cmd):
+        self.p.stdin.write((json.dumps(cmd) + "\n").encode())
+        self.p.stdin.flush()
+
+    def publish(self, obj):
+        self.send(op="send", text=obj if isinstance(obj, str) else json.dumps(obj))
+
+    def check_open(self):
+        closes = self.of("close") + self.of("error")
+        check(not closes and self.p.poll() is None,
+              f"{self.url}: connection should still be open; node said {self.said()}")
+
+    def quit(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        Procs.stop(self.p, wait_s=2)
 
 
 # ------------------------------------------------------------ the servers

@@ -33,7 +33,7 @@ import traceback
 
 import fault_cases
 import ws_cases
-from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_CLIENT, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, PROCS, Procs,
+from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
                      free_port, http_once, short, tcp_listening, wait_until)
 
@@ -552,19 +552,17 @@ def ws_proxy(t):
         raise Fail(f"{WS_BIN} not built")
     ch = t.ch("ws")
     url = f"ws://127.0.0.1:{t.port}/ws?channel={ch}"
-    node = NodeES(url, count=1, timeout_ms=8000, script=WS_CLIENT)
+    node = NodeWS(url, timeout_ms=8000)
     try:
-        node.wait(lambda: any(x.get("type") in ("open", "done") for x in node.lines), 5,
-                  "WebSocket open")
-        check(any(x.get("type") == "open" for x in node.lines), f"no upgrade: {short(node.lines)}")
+        node.open(5)
         time.sleep(0.2)
         rid = ENV.db.insert(ch, "over ws", "w")
-        msgs = node.finish(10)
+        msgs = node.wait_messages(1, 10)
         want = {"id": rid, "channel": ch, "event": "w", "data": "over ws"}
-        check(len(msgs) == 1 and all(msgs[0]["data"].get(k) == v for k, v in want.items()),
-              f"expected a frame with {want}, got {short(node.lines, 600)}")
+        check(len(msgs) == 1 and all((msgs[0] or {}).get(k) == v for k, v in want.items()),
+              f"expected a frame with {want}, got {node.said()}")
     finally:
-        node.kill()
+        node.quit()
 
 
 def disconnect_cleanup(t):

@@ -19,13 +19,12 @@ import sys
 import threading
 import time
 
-from harness import (DB, HERE, PROCS, NodeJsonLines, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
+from harness import (DB, PROCS, NodeWS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
                      fd_count, free_port, settle_fds, short, tcp_listening, wait_until)
 from ws_raw import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, close_payload,
                     deflate_message, frame)
 
 ENV = None          # set by run.py
-WS_DRIVER = os.path.join(HERE, "ws_driver.mjs")
 
 
 class WsTarget:
@@ -56,68 +55,6 @@ def make_targets(env):
             WsTarget("ws-lighttpd", env.lport, "/ws", env.lport, "/ro/ws", env.lport)]
 
 
-# ------------------------------------------------------------- node client
-class NodeWS(NodeJsonLines):
-    """ws_driver.mjs: the npm ws client, commands on stdin, events on stdout."""
-
-    def __init__(self, url, deflate=False, threshold=None, timeout_ms=30000):
-        argv = ["node", WS_DRIVER, url, "--timeout-ms", str(timeout_ms)]
-        if deflate:
-            argv.append("--deflate")
-        if threshold is not None:
-            argv += ["--threshold", str(threshold)]
-        self.url = url
-        self.p = PROCS.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, cwd=HERE)
-        self._start_reading()
-
-
-    def of(self, kind):
-        return [x for x in list(self.lines) if x.get("type") == kind]
-
-    def messages(self):
-        return self.of("message")
-
-    def datas(self):
-        return [m["data"] for m in self.messages()]
-
-    def said(self):
-        return short(self.lines[-12:], 900)
-
-    def wait(self, pred, timeout, what):
-        try:
-            return wait_until(pred, timeout, what, interval=0.02)
-        except Fail as e:
-            raise Fail(f"{self.url}: {e}; node said {self.said()}")
-
-    def open(self, timeout=8.0):
-        self.wait(lambda: self.of("open") or self.of("close") or self.of("http") or
-                  self.p.poll() is not None, timeout, "WebSocket open")
-        check(self.of("open"), f"{self.url}: no open; node said {self.said()}")
-        return self.of("open")[0]
-
-    def wait_messages(self, n, timeout=5.0):
-        self.wait(lambda: len(self.messages()) >= n, timeout, f"{n} messages")
-        return self.datas()[:n]
-
-    def send(self, **cmd):
-        self.p.stdin.write((json.dumps(cmd) + "\n").encode())
-        self.p.stdin.flush()
-
-    def publish(self, obj):
-        self.send(op="send", text=obj if isinstance(obj, str) else json.dumps(obj))
-
-    def check_open(self):
-        closes = self.of("close") + self.of("error")
-        check(not closes and self.p.poll() is None,
-              f"{self.url}: connection should still be open; node said {self.said()}")
-
-    def quit(self):
-        try:
-            self.p.stdin.close()
-        except OSError:
-            pass
-        Procs.stop(self.p, wait_s=2)
 
 
 def row(rid, ch, data, event=None):

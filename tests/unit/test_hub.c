@@ -5,8 +5,14 @@
  * live subscriptions (LeakSanitizer checks that at exit). */
 #include <stdint.h>
 
-#include "hub.h"
+/* Included whole to count live channels, which the hub does not export. */
+#include "hub.c"
 #include "test.h"
+
+static size_t hub_channel_count(const struct hub *hub)
+{
+    return hub->channel_count;
+}
 
 #define S(lit) lit, sizeof(lit) - 1
 

@@ -59,7 +59,6 @@ static void test_rfc_request(void)
     CHECK(req.query.ptr == NULL);
     CHECK_MEM(req.host.ptr, req.host.len, "server.example.com");
     CHECK_MEM(req.origin.ptr, req.origin.len, "http://example.com");
-    CHECK(req.forwarded_for.ptr == NULL);
     CHECK_INT(req.protocol_count, 2);
     CHECK_MEM(req.protocols[0].ptr, req.protocols[0].len, "chat");
     CHECK_MEM(req.protocols[1].ptr, req.protocols[1].len, "superchat");
@@ -119,8 +118,7 @@ static void test_optional_headers(void)
                     "Origin:\r\n"
                     "\r\n",
                     &req) > 0);
-    /* The last X-Forwarded-For line is the one our proxy wrote. */
-    CHECK_MEM(req.forwarded_for.ptr, req.forwarded_for.len, "192.0.2.7, 10.0.0.2");
+    /* Headers we do not use (X-Forwarded-For) may repeat and are ignored. */
     CHECK_INT(req.protocol_count, 3);
     CHECK_MEM(req.protocols[2].ptr, req.protocols[2].len, "c");
     CHECK_INT(req.extension_count, 2);
