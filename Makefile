@@ -4,6 +4,7 @@
 #   make CFLAGS=-O3      other optimisation/debug flags; the project's own stay
 #   make SANITIZE=address,undefined   instrumented build
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
+#                        (SQLite, then PostgreSQL: make pg)
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan (see README)
@@ -18,11 +19,12 @@ CC      ?= cc
 FUZZ_CC ?= clang-14
 
 # Libraries by their pkg-config name, and the Debian package that has each.
-PKGS := fcgi sqlite3 libcrypto zlib
+PKGS := fcgi sqlite3 libpq libcrypto zlib
 DEB_fcgi      := libfcgi-dev
 DEB_sqlite3   := libsqlite3-dev
 DEB_libcrypto := libssl-dev
 DEB_zlib      := zlib1g-dev
+DEB_libpq     := libpq-dev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -57,7 +59,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser pg demo bench clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -77,7 +79,11 @@ $(B)/schema_sql.h: sql/schema.sql
 	@mkdir -p $(B)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
 
-$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/schema_pg_sql.h: sql/schema-postgresql.sql
+	@mkdir -p $(B)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/.*/"&\\n"/' $< > $@
+
+$(B)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -96,7 +102,7 @@ litepush-prune: $(B)/obj/prune_main.o $(B)/liblitepush.a
 UNIT_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,address$(,)undefined)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
-$(B)/san/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/san/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/san
 	$(CC) $(UNIT_CFLAGS) -c $< -o $@
 $(B)/liblitepush-san.a: $(LIB_SRC:src/%.c=$(B)/san/%.o)
@@ -111,7 +117,7 @@ unit: $(UNIT_BIN)
 FUZZ_CFLAGS := $(PROJECT_CFLAGS) -O1 -g $(call SAN_FLAGS,fuzzer$(,)address$(,)undefined)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/flags.stamp $(B)/schema_sql.h
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(B)/flags.stamp $(B)/schema_sql.h $(B)/schema_pg_sql.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_SRC) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
@@ -133,6 +139,9 @@ admin: all
 
 browser: all
 	@tests/browser/run.sh
+
+pg: all
+	@tests/pg/run.sh
 
 test:
 	@tests/run-all.sh

@@ -129,8 +129,9 @@ enum outq_result conn_write(struct conn *c)
         return OUTQ_ERROR;
     }
     /* Wait for room when blocked; keep EPOLLOUT while replaying so the next
-     * batch follows as soon as this one is written. */
-    bool want_out = res == OUTQ_BLOCKED || feed_is_replaying(&c->feed);
+     * batch follows as soon as this one is written, except while the log is
+     * unreachable: then the next write (a heartbeat or ping) tries again. */
+    bool want_out = res == OUTQ_BLOCKED || (feed_is_replaying(&c->feed) && !c->feed.is_stalled);
     loop_io_modify(c->set->loop, &c->io, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0));
     return res;
 }

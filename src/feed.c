@@ -113,11 +113,17 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
         f->is_live = true;
         return true;
     }
-    /* Without the bounds (a read error) the resume starts where asked. */
+    /* Without the bounds (a read error) the resume starts where asked; with
+     * the log unreachable it cannot be checked, so the stream is refused
+     * and the client retries. */
     const char *reason = NULL;
     struct store_bounds b;
     f->cursor = resume_id;
-    if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) == STORE_OK)
+    enum store_err err =
+        store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b);
+    if (err == STORE_ERR_DOWN)
+        return false;
+    if (err == STORE_OK)
         f->cursor = feed_resume_point(resume_id, &b, watcher_last_id(src->watcher), &reason);
     if (reason != NULL)
         queue_reset(f, reason, resume_id, f->cursor);
@@ -134,6 +140,7 @@ static void replay_row(const struct store_row *row, void *ctx)
 
 enum store_err feed_replay_step(struct feed *f)
 {
+    f->is_stalled = false;
     if (f->is_live || f->is_muted)
         return STORE_OK;
     int64_t upto = watcher_last_id(f->src->watcher);
@@ -142,6 +149,10 @@ enum store_err feed_replay_step(struct feed *f)
         enum store_err err =
             store_read(f->src->store, f->cursor, upto, f->channels, f->channel_lens,
                        f->channel_count, LIMITS_BATCH_ROWS, replay_row, f, &count);
+        if (err == STORE_ERR_DOWN) {
+            f->is_stalled = true;
+            return STORE_OK;
+        }
         if (err != STORE_OK) {
             fprintf(stderr, "litepush: replay: %s\n", store_errmsg(f->src->store));
             return err;

@@ -43,6 +43,9 @@ struct feed {
     int64_t cursor; /* highest id queued or known to be absent */
     bool is_live;   /* false while replaying */
     bool is_muted;  /* owner is closing: drop everything (feed_mute) */
+    bool is_stalled; /* replaying, but the log is unreachable: the owner
+                        should not ask for the next batch until it next
+                        writes (a heartbeat or ping), which tries again */
     size_t channel_count;
     struct hub_sub *subs[LIMITS_CHANNELS_PER_STREAM];
     const char *channels[LIMITS_CHANNELS_PER_STREAM];
@@ -53,12 +56,15 @@ struct feed {
 /* Subscribes to q's channels and positions the feed: with a resume id,
  * after it (queuing a litepush.reset first when rows after it are gone or
  * the id was never issued), replaying; without, live from now.
- * Returns false when out of memory (call feed_close anyway). */
+ * Returns false when out of memory or when a resume cannot be checked
+ * because the log is unreachable (call feed_close anyway). */
 bool feed_open(struct feed *f, const struct feed_source *src, const struct query_request *q,
                bool has_resume, int64_t resume_id, size_t format, feed_queue_fn *queue);
 
 /* Queues the next batch of missed rows; goes live once caught up.
- * Returns STORE_OK or the read error (the owner should close). */
+ * Returns STORE_OK or the read error (the owner should close). When the
+ * log is unreachable it returns STORE_OK with is_stalled set, having
+ * queued nothing: the stream stays open and the next call tries again. */
 enum store_err feed_replay_step(struct feed *f);
 
 /* True while an open feed is still replaying (not live, not muted). */

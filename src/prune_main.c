@@ -11,12 +11,14 @@
  * moment. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "query.h"
 #include "store.h"
 
@@ -132,14 +134,12 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-static int parse_number(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
+/* The shared bounded parser (cli.h), into an int64_t field. */
+static int parse_number(const char *flag, const char *s, long min, long max, int64_t *out)
 {
-    int64_t v;
-    if (query_parse_event_id(s, strlen(s), &v) != QUERY_OK || v < min || v > max) {
-        fprintf(stderr, "litepush-prune: %s wants a whole number from %lld to %lld, not '%s'\n",
-                flag, (long long)min, (long long)max, s);
+    long v;
+    if (cli_number("litepush-prune", flag, s, min, max, &v) != 0)
         return -1;
-    }
     *out = v;
     return 0;
 }
@@ -168,7 +168,7 @@ static int parse_args(int argc, char **argv, struct prune_config *cfg)
             bad = parse_number("--keep-days", optarg, 0, PRUNE_KEEP_DAYS_MAX, &cfg->keep_days);
             break;
         case 'r':
-            bad = parse_number("--keep-rows", optarg, 0, INT64_MAX, &cfg->keep_rows);
+            bad = parse_number("--keep-rows", optarg, 0, LONG_MAX, &cfg->keep_rows);
             break;
         case 'c': {
             enum query_err qerr = query_check_channel(optarg, strlen(optarg));
@@ -284,7 +284,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     /* store_open would create a missing file: a typo must not make a new log. */
-    if (access(cfg.db, F_OK) != 0) {
+    if (!store_is_postgresql(cfg.db) && access(cfg.db, F_OK) != 0) {
         fprintf(stderr, "litepush-prune: %s: %s\n", cfg.db, strerror(errno));
         return 1;
     }

@@ -1,8 +1,11 @@
-/* store: the message log in SQLite, and the only file that includes
- * sqlite3.h. One struct store is one connection; it belongs to one thread
- * (the event loop of each program) and is freed with store_close.
- * Rows handed to callbacks point into SQLite's memory and are valid only
- * during the callback. */
+/* store: the message log, the one interface every program uses to read,
+ * append to, watch and prune it. Two backends sit behind it (store_impl.h):
+ * SQLite (store_sqlite.c, a file path) and PostgreSQL (store_pg.c, a
+ * postgresql:// or postgres:// URI); store_open picks one by the --db value.
+ * One struct store is one connection (PostgreSQL: two, one of them for
+ * LISTEN); it belongs to one thread (the event loop of each program) and is
+ * freed with store_close. Rows handed to callbacks point into the backend's
+ * memory and are valid only during the callback. */
 #ifndef LITEPUSH_STORE_H
 #define LITEPUSH_STORE_H
 
@@ -18,7 +21,8 @@ enum store_err {
     STORE_ERR_SCHEMA, /* not a database, or the schema cannot be created */
     STORE_ERR_QUERY,  /* a statement failed (I/O error, corruption) */
     STORE_ERR_BUSY,   /* the database stayed locked past the busy timeout */
-    STORE_ERR_INPUT   /* a publish that is not a valid message (see the reason) */
+    STORE_ERR_INPUT,  /* a publish that is not a valid message (see the reason) */
+    STORE_ERR_DOWN    /* the database server is unreachable for now; retried with back-off */
 };
 
 struct store_row {
@@ -35,31 +39,50 @@ struct store_row {
 /* Called once per row, in id order. */
 typedef void store_row_fn(const struct store_row *row, void *ctx);
 
-/* Opens (creating if needed) the database at path, switches it to WAL and
- * creates the schema. On failure returns NULL and writes a one-line reason
- * into err[err_cap]. */
-struct store *store_open(const char *path, char *err, size_t err_cap);
+/* True when db names a PostgreSQL database (postgresql:// or postgres://)
+ * rather than a SQLite file. */
+bool store_is_postgresql(const char *db);
+
+/* Opens the log named by db: a SQLite file (created if needed, switched to
+ * WAL) or a PostgreSQL URI. Creates the schema when it is absent. On failure
+ * returns NULL and writes a one-line reason into err[err_cap]. */
+struct store *store_open(const char *db, char *err, size_t err_cap);
 /* Closes the connection; NULL is a no-op. */
 void store_close(struct store *st);
-/* True when the path now names another file than the one opened: the
- * database was restored or replaced by a rename. */
-bool store_is_replaced(const struct store *st);
-/* True when nothing is at the path any more: the database file was deleted
- * (our connection still reads the unlinked file; store_insert refuses). */
-bool store_is_deleted(const struct store *st);
-/* True when the connection cannot write (a read-only file or file system);
- * store_insert then fails with SQLite's "readonly database" message. */
-bool store_is_readonly(const struct store *st);
-/* Reopens st on the file now at its path (schema included), in place, so
- * every holder of st reads the new file. On failure keeps the old
- * connection and writes a reason into err. */
-bool store_reopen(struct store *st, char *err, size_t err_cap);
+/* The database as given to store_open (a PostgreSQL password is not hidden:
+ * do not log it). */
+const char *store_name(const struct store *st);
 
-/* The file name of the database, as given to store_open. */
-const char *store_path(const struct store *st);
+/* ---- Change detection, for the watcher (one per store) ----
+ * The backend decides how commits are noticed: SQLite by inotify on the
+ * database's directory plus PRAGMA data_version, PostgreSQL by LISTEN.
+ * The watcher waits for store_watch_fd to become readable, runs a timer for
+ * the retries the backend asks for and a slow poll, and each time asks
+ * store_changes what happened. */
 
-/* PRAGMA data_version: changes whenever another connection commits. */
-enum store_err store_data_version(struct store *st, int64_t *version);
+/* An fd to wait on for readability (stable for the life of st), or -1 when
+ * the backend can only be polled. */
+int store_watch_fd(const struct store *st);
+/* The slow poll interval, in ms: the safety net for lost wake-ups. */
+unsigned store_poll_ms(const struct store *st);
+
+enum store_wake {
+    STORE_WAKE_FD,    /* store_watch_fd became readable */
+    STORE_WAKE_RETRY, /* the retry the last call asked for is due */
+    STORE_WAKE_POLL   /* the slow poll */
+};
+enum store_change {
+    STORE_CHANGE_NONE,    /* nothing committed that we know of */
+    STORE_CHANGE_COMMIT,  /* something was committed: read the new rows */
+    STORE_CHANGE_REPLACED /* another log is now there (a SQLite file restored by
+                             rename); st was reopened on it */
+};
+/* Says what changed since the last call. *retry_us > 0 asks to be called
+ * again (STORE_WAKE_RETRY) after that many µs: SQLite's commit may become
+ * visible a little after the write that woke us, and a PostgreSQL
+ * connection that dropped is re-established with back-off. */
+enum store_change store_changes(struct store *st, enum store_wake why, long *retry_us);
+
 /* The highest id now in the log (0 when empty). */
 enum store_err store_last_id(struct store *st, int64_t *id);
 
@@ -89,7 +112,7 @@ enum store_err store_insert(struct store *st, const char *channel, size_t channe
                             const char *event, size_t event_len, const void *data, size_t data_len,
                             bool is_blob, int64_t *id);
 
-/* The SQLite error message of the last failed call, for the log. */
+/* The backend's error message of the last failed call, for the log. */
 const char *store_errmsg(const struct store *st);
 const char *store_strerror(enum store_err err);
 
@@ -99,7 +122,8 @@ const char *store_strerror(enum store_err err);
  * into the deleted part is detected (feed's litepush.reset). `channel` is a
  * NUL-terminated name, or NULL for every channel. These functions are for a
  * short-lived tool's single thread; the bounds are read without taking the
- * write lock (WAL readers never block publishers). */
+ * write lock (WAL readers never block publishers; PostgreSQL's readers
+ * never block writers). */
 
 /* Sets *keep_from to the id of the oldest row, in id order, whose
  * created_at is at or after created_ms (ms since 1970), or to one above the
@@ -119,7 +143,8 @@ enum store_err store_prune_count(struct store *st, const char *channel, int64_t 
 /* Deletes the oldest batch_rows (at most) of the rows below keep_from in one
  * BEGIN IMMEDIATE transaction, which also raises litepush_meta
  * 'pruned_through' to the highest id it deleted (never lowers it). Sets
- * *deleted (0 when nothing is left) and *max_deleted_id. Returns
+ * *deleted (0 when nothing is left) and *max_deleted_id. On PostgreSQL the
+ * transaction locks the batch's rows instead of the whole log. Returns
  * STORE_ERR_BUSY, having changed nothing, when a publisher held the write
  * lock past the busy timeout; the caller may wait and call again. */
 enum store_err store_prune_batch(struct store *st, const char *channel, int64_t keep_from,

@@ -1,12 +1,12 @@
 /* watcher: notices commits to the log at once and publishes each new row to
- * the hub, exactly once per process, in id order.
+ * the hub, exactly once per process (per loop), in id order.
  *
- * How: inotify on the database's directory wakes it when the WAL file (or
- * the database file) is written; PRAGMA data_version then says whether a
- * commit is visible; a short retry covers the microseconds between a WAL
- * write and the commit becoming visible, and a slow poll covers file systems
- * without inotify. The watcher belongs to one loop thread and borrows the
- * loop, store and hub, which must outlive it. */
+ * How is the store's business (store.h, change detection): the watcher
+ * waits on the store's watch fd, runs the retry timer the store asks for
+ * and a slow poll, and reads the rows above the last one it published
+ * whenever the store says something was committed. The watcher belongs to
+ * one loop thread and borrows the loop, store and hub, which must outlive
+ * it. */
 #ifndef LITEPUSH_WATCHER_H
 #define LITEPUSH_WATCHER_H
 
@@ -23,12 +23,14 @@ struct watcher_stats {
     uint64_t rows_published; /* rows read from the log since start */
     uint64_t deliveries;     /* rows x subscribers */
     uint64_t last_lag_ms;    /* from wake-up to rows published, last batch */
-    int is_polling;          /* 1 when inotify is unavailable */
+    uint64_t reads;          /* log reads (queries) made by the watcher */
+    int is_polling;          /* 1 when the store has no fd to wait on */
 };
 
-/* Called after the database file was replaced (a restore by rename) and
- * the store reopened on the new one: the owner should end its streams so
- * that clients resume against the new log (and get litepush.reset). */
+/* Called after the log was replaced (a restore by rename, or a rewind in
+ * place) and the store follows the new one: the owner should end its
+ * streams so that clients resume against the new log (and get
+ * litepush.reset). */
 typedef void watcher_replaced_fn(void *ctx);
 
 /* Starts watching; publishes only rows committed after this call.
@@ -38,8 +40,8 @@ struct watcher *watcher_new(struct loop *loop, struct store *store, struct hub *
 void watcher_free(struct watcher *w);
 
 /* Reads and publishes whatever was committed since the last check. Call it
- * after this process wrote to the log itself (data_version does not change
- * for a connection's own commits). */
+ * after this process wrote to the log itself (SQLite's data_version does not
+ * change for a connection's own commits). */
 void watcher_catch_up(struct watcher *w);
 
 /* The highest id published so far: rows above it will reach the hub. */

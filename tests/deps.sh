@@ -10,6 +10,7 @@ have_pc fcgi    || need+=(libfcgi-dev)
 have_pc sqlite3 || need+=(libsqlite3-dev)
 have_pc libcrypto || need+=(libssl-dev)
 have_pc zlib    || need+=(zlib1g-dev)
+have_pc libpq   || need+=(libpq-dev)
 command -v sqlite3 >/dev/null   || need+=(sqlite3)
 command -v curl >/dev/null      || need+=(curl)
 command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || need+=(apache2)
@@ -20,6 +21,10 @@ if [ "${1:-}" = test ]; then
         ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
         need+=(libclang-rt-14-dev)
     command -v python3 >/dev/null   || need+=(python3)
+    # tests/pg starts its own server from these binaries, as user nobody.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+    command -v psql >/dev/null || need+=(postgresql-client)
+    command -v runuser >/dev/null || need+=(util-linux)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||
@@ -34,5 +39,5 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # Debian starts the servers it installs; ours run from generated configs.
-    for s in apache2 lighttpd nginx; do $SUDO service "$s" stop >/dev/null 2>&1 || true; done
+    for s in apache2 lighttpd nginx postgresql; do $SUDO service "$s" stop >/dev/null 2>&1 || true; done
 fi

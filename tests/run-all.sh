@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, builds with -Werror, then runs the
 # unit tests (ASan+UBSan), the fuzz corpora and the integration tests
-# through real Apache and lighttpd. The last line adds up every count.
+# through real Apache and lighttpd, on SQLite and then on PostgreSQL. The
+# last line adds up every count.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tests/deps.sh test || exit 1
@@ -15,7 +16,7 @@ add() { # adds the counts of the last "N passed, N failed" line in $1
 }
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-for stage in unit fuzz-replay integration tsan admin browser; do
+for stage in unit fuzz-replay integration tsan admin browser pg; do
     echo "== $stage"
     make -s WERROR=1 "$stage" 2>&1 | tee "$log/$stage"
     rc=${PIPESTATUS[0]}

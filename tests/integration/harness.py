@@ -27,6 +27,9 @@ APACHE_MODULES = "/usr/lib/apache2/modules"
 WS_MAX_MESSAGE = 1000
 WS_MAIN_ARGS = ["--allow-publish", "--ping", "1", "--max-message", str(WS_MAX_MESSAGE)]
 WS_RO_ARGS = ["--no-deflate"]
+# Which log every case runs against: "sqlite" (a file in the temp dir) or
+# "pg" (a throw-away PostgreSQL server, pgserver.py).
+STORE = os.environ.get("LITEPUSH_STORE", "sqlite")
 HEARTBEAT_S = 1          # --heartbeat for every responder under test
 RETRY_MS = 1500          # --retry: also the EventSource reconnect delay
 
@@ -226,9 +229,23 @@ def alive(pid):
 # ------------------------------------------------------------------ database
 class DB:
     """Publishing through the sqlite3 CLI, the way the contract shows it."""
+    kind = "sqlite"
+    # SQL for a row's storage class and its data as upper-case hex.
+    TYPEOF_DATA = "typeof(data)"
+    HEX_DATA = "hex(data)"
 
     def __init__(self, path):
         self.path = path
+
+    def feeder(self):
+        """argv and first input of a long-running client fed statements on stdin."""
+        return ["sqlite3", "-batch", self.path], ".timeout 10000\n"
+
+    def mark_pruned(self, key, value, keep_max=True):
+        """Records value under litepush_meta key, as litepush-prune does."""
+        v = (f"max({value}, coalesce((SELECT value FROM litepush_meta WHERE key='{key}'),0))"
+             if keep_max else str(value))
+        self.run(f"INSERT OR REPLACE INTO litepush_meta(key,value) VALUES('{key}', {v});")
 
     def run(self, sql, timeout=30):
         r = subprocess.run(["sqlite3", "-batch", self.path], input=".timeout 10000\n" + sql,
@@ -283,6 +300,71 @@ class DB:
     def max_issued(self):
         out = self.run("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'),0);")
         return int(out.strip())
+
+
+class PgDB(DB):
+    """The same, through psql against the test's PostgreSQL server."""
+    kind = "pg"
+    TYPEOF_DATA = "CASE WHEN data_bin IS NULL THEN 'text' ELSE 'blob' END"
+    HEX_DATA = "upper(encode(data_bin, 'hex'))"
+
+    def __init__(self, server):
+        self.server = server
+        self.path = server.uri
+
+    def run(self, sql, timeout=30):
+        try:
+            return self.server.psql(sql, timeout=timeout)
+        except RuntimeError as e:
+            raise Fail(f"{e} in {short(sql)}")
+
+    @staticmethod
+    def text(s):
+        parts, run = [], ""
+        for ch in s:
+            if ch in "\r\n":
+                if run:
+                    parts.append("'" + run.replace("'", "''") + "'")
+                    run = ""
+                parts.append(f"chr({ord(ch)})")
+            else:
+                run += ch
+        if run or not parts:
+            parts.append("'" + run.replace("'", "''") + "'")
+        return "(" + "||".join(parts) + ")"
+
+    def insert_rows(self, rows):
+        sql = []
+        for channel, data, event in rows:
+            cols, vals = [], []
+            if channel is not None:
+                cols.append("channel")
+                vals.append(self.text(channel))
+            cols.append("event")
+            vals.append("NULL" if event is None else self.text(event))
+            if isinstance(data, bytes):
+                cols.append("data_bin")
+                vals.append(f"'\\x{data.hex()}'::bytea")
+            else:
+                cols.append("data")
+                vals.append(self.text(data))
+            sql.append(f"INSERT INTO messages({','.join(cols)}) VALUES({','.join(vals)}) RETURNING id;")
+        out = self.run("\n".join(sql) + "\n")
+        ids = [int(x) for x in out.split()]
+        check(len(ids) == len(rows), f"insert returned {out!r}")
+        return ids
+
+    def max_issued(self):
+        out = self.run("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM messages_id_seq;")
+        return int(out.strip())
+
+    def feeder(self):
+        return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.path], ""
+
+    def mark_pruned(self, key, value, keep_max=True):
+        upd = "greatest(litepush_meta.value, excluded.value)" if keep_max else "excluded.value"
+        self.run(f"INSERT INTO litepush_meta(key,value) VALUES('{key}', {value}) "
+                 f"ON CONFLICT (key) DO UPDATE SET value = {upd};")
 
 
 # ---------------------------------------------------------------- SSE client
@@ -723,7 +805,13 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="litepush-it-")
         os.chmod(self.dir, 0o755)
         self.keep = keep
-        self.db = DB(os.path.join(self.dir, "push.db"))
+        self.pg = None
+        if STORE == "pg":
+            from pgserver import PgServer
+            self.pg = PgServer(self.dir)
+            self.db = PgDB(self.pg)
+        else:
+            self.db = DB(os.path.join(self.dir, "push.db"))
         self.fport = free_port()
         self.aport = free_port()
         self.lport = free_port()
@@ -887,6 +975,8 @@ proxy.header = ( "upgrade" => "enable" )
 
     def cleanup(self):
         PROCS.stop_all()
+        if self.pg is not None:
+            self.pg.stop("immediate")
         for pid in pids_with_env(self.dir):
             try:
                 os.kill(pid, signal.SIGKILL)

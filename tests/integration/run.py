@@ -14,6 +14,10 @@ user would. Readers are raw sockets (exact framing), curl, and the npm
 Prints one line per case and ends with `integration: N passed, N failed`;
 exits non-zero on any failure. Standard library only.
 
+With LITEPUSH_STORE=pg every case runs against a throw-away PostgreSQL
+server instead (pgserver.py; rows published with psql); tests/pg/run.sh
+does that and adds the PostgreSQL-only cases.
+
     tests/integration/run.py [-k REGEX] [--target NAME] [--keep] [-v]
     LITEPUSH_FCGI=/path/to/litepush.fcgi tests/integration/run.py   (another build)
 """
@@ -112,12 +116,19 @@ def cli_port_in_use(_):
 
 
 def cli_schema_created(_):
+    if ENV.db.kind == "pg":
+        out = ENV.db.run("SELECT to_regclass('messages') IS NOT NULL, count(*) FROM pg_trigger "
+                         "WHERE tgname IN ('litepush_assign_id', 'litepush_notify');")
+        check(out.strip() == "t|2", f"fresh database: expected messages and its triggers, got {out!r}")
+        return
     out = ENV.db.run("SELECT name FROM sqlite_master WHERE type='table' AND name='messages';"
                      "PRAGMA journal_mode;")
     check(out.split() == ["messages", "wal"], f"fresh db: expected table messages and WAL, got {out!r}")
 
 
 def cli_env_db(_):
+    if ENV.db.kind == "pg":
+        raise Skip("a new SQLite file through LITEPUSH_DB; PostgreSQL: tests/pg")
     path = os.path.join(ENV.dir, "env.db")
     port = free_port()
     logf = open(os.path.join(ENV.dir, "env-responder.log"), "ab")
@@ -309,16 +320,17 @@ def resume_two_channels(t):
 def replay_race(t):
     ch = t.ch("race")
     ENV.db.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<2000) "
-               f"INSERT INTO messages(channel,data) SELECT {DB.text(ch)}, 'row '||i FROM n;")
-    feeder = subprocess.Popen(["sqlite3", "-batch", ENV.db.path], stdin=subprocess.PIPE,
+               f"INSERT INTO messages(channel,data) SELECT {ENV.db.text(ch)}, 'row '||i FROM n;")
+    argv, prelude = ENV.db.feeder()
+    feeder = subprocess.Popen(argv, stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
 
     def feed():
         try:
-            feeder.stdin.write(".timeout 10000\n")
+            feeder.stdin.write(prelude)
             for i in range(400):
-                feeder.stdin.write(f"INSERT INTO messages(channel,data) VALUES({DB.text(ch)},'live {i}');\n")
+                feeder.stdin.write(f"INSERT INTO messages(channel,data) VALUES({ENV.db.text(ch)},'live {i}');\n")
                 feeder.stdin.flush()
                 time.sleep(0.002)
             feeder.stdin.close()
@@ -651,10 +663,8 @@ def reset_pruned_meta(t):
     Runs near the end: the recorded pruning affects every later resume."""
     ch = t.ch("prn")
     ids = ENV.db.insert_rows([(ch, f"p{i}", None) for i in range(1, 6)])
-    ENV.db.run(f"DELETE FROM messages WHERE id IN ({ids[1]},{ids[2]});"
-               f"INSERT OR REPLACE INTO litepush_meta(key,value) "
-               f"VALUES('pruned_through', max({ids[2]}, coalesce((SELECT value FROM litepush_meta "
-               f"WHERE key='pruned_through'),0)));")
+    ENV.db.run(f"DELETE FROM messages WHERE id IN ({ids[1]},{ids[2]});")
+    ENV.db.mark_pruned("pruned_through", ids[2])
     return _expect_pruned_reset(t, ch, ids, "pruned_through")
 
 
@@ -662,8 +672,8 @@ def reset_pruned_oldest(t):
     """Age-based retention: every row up to some id is gone. Runs last."""
     ch = t.ch("prn2")
     ids = ENV.db.insert_rows([(ch, f"p{i}", None) for i in range(1, 6)])
-    ENV.db.run(f"DELETE FROM messages WHERE id <= {ids[2]} AND id != {ids[0]};"
-               f"INSERT OR REPLACE INTO litepush_meta(key,value) VALUES('pruned_through', {ids[2]});")
+    ENV.db.run(f"DELETE FROM messages WHERE id <= {ids[2]} AND id != {ids[0]};")
+    ENV.db.mark_pruned("pruned_through", ids[2], keep_max=False)
     # The resume id's own row is deleted too: a client resumes from ids it saw.
     ENV.db.run(f"DELETE FROM messages WHERE id = {ids[0]};")
     return _expect_pruned_reset(t, ch, ids, "oldest rows pruned")

@@ -158,7 +158,7 @@ def ws_publish(t):
         ev = sse.wait_events(1)[0]
         check((ev["id"], ev["event"], ev["data"]) == (str(ids[0]), "e", "x"),
               f"SSE subscriber: expected id {ids[0]} event e data x, got {ev['fields']}")
-        out = ENV.db.run(f"SELECT channel, event, data, typeof(data) FROM messages WHERE id={ids[0]};")
+        out = ENV.db.run(f"SELECT channel, event, data, {ENV.db.TYPEOF_DATA} FROM messages WHERE id={ids[0]};")
         check(out.strip() == f"{c}|e|x|text", f"row in the table: {out!r}")
     finally:
         sender.quit()
@@ -207,7 +207,7 @@ def ws_publish_invalid(t):
         check(not mangled, f"a reason lost a character to the error frame's escaping: {mangled}")
         n.check_open()
         stored = ENV.db.run(f"SELECT count(*) FROM messages WHERE id > {before} AND channel "
-                            f"IN ({DB.text(c)}, '', '{'c' * 129}');").strip()
+                            f"IN ({ENV.db.text(c)}, '', '{'c' * 129}');").strip()
         check(stored == "0", f"invalid publishes stored {stored} rows")
         n.publish({"channel": c, "data": "valid after errors"})
         got = n.wait_messages(len(INVALID_PUBLISHES) + 1)[-1]
@@ -248,7 +248,7 @@ def ws_publish_binary(t):
         ids = ENV.db.ids(c1)
         check(len(ids) == 1 and ENV.db.ids(c2) == [], f"expected one row in {c1} only: {ids}, {ENV.db.ids(c2)}")
         expect_rows(got, [blob_row(ids[0], c1, raw)], "binary publish")
-        out = ENV.db.run(f"SELECT typeof(data), hex(data) FROM messages WHERE id={ids[0]};").strip()
+        out = ENV.db.run(f"SELECT {ENV.db.TYPEOF_DATA}, {ENV.db.HEX_DATA} FROM messages WHERE id={ids[0]};").strip()
         check(out == f"blob|{raw.hex().upper()}", f"stored as {short(out)}")
     finally:
         n.quit()
@@ -260,17 +260,18 @@ def ws_resume_race(t):
     inserts during the replay of 2000 rows."""
     ch = t.ch("race")
     ENV.db.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<2000) "
-               f"INSERT INTO messages(channel,data) SELECT {DB.text(ch)}, 'row '||i FROM n;")
+               f"INSERT INTO messages(channel,data) SELECT {ENV.db.text(ch)}, 'row '||i FROM n;")
     first = ENV.db.ids(ch)
     n_id = first[9]                      # resume after the 10th row
     ENV.db.insert(t.ch("other"), "not subscribed")
-    feeder = subprocess.Popen(["sqlite3", "-batch", ENV.db.path], stdin=subprocess.PIPE,
+    argv, prelude = ENV.db.feeder()
+    feeder = subprocess.Popen(argv, stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def feed():
-        feeder.stdin.write(".timeout 10000\n")
+        feeder.stdin.write(prelude)
         for i in range(400):
-            feeder.stdin.write(f"INSERT INTO messages(channel,data) VALUES({DB.text(ch)},'live {i}');\n")
+            feeder.stdin.write(f"INSERT INTO messages(channel,data) VALUES({ENV.db.text(ch)},'live {i}');\n")
             feeder.stdin.flush()
             time.sleep(0.002)
         feeder.stdin.close()
