@@ -36,6 +36,7 @@
 
 static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
+    "                     [--socket-mode MODE]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
     "                     [--max-streams N] [--threads N]\n"
     "\n"
@@ -46,6 +47,8 @@ static const char USAGE[] =
     "                     LITEPUSH_DB is used when --db is not given\n"
     "  --listen ADDR      serve FastCGI on HOST:PORT or a unix socket path;\n"
     "                     without it, on fd 0 (lighttpd bin-path, spawn-fcgi)\n"
+    "  --socket-mode MODE permission bits of a --listen unix socket (default\n"
+    "                     0660: the owner and its group, e.g. www-data)\n"
     "  --heartbeat SECS   comment sent on an idle stream (default 15, 1-3600)\n"
     "  --retry MS         reconnect delay suggested to clients (default 3000)\n"
     "  --queue-bytes N    bytes queued for one slow stream before it is dropped\n"
@@ -228,12 +231,14 @@ static int fd_is_socket(int fd)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL;
+    const char *listen_spec = NULL, *socket_mode_s = NULL;
+    unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
         {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"socket-mode", CLI_STRING, &socket_mode_s, 0, 0},
         {"heartbeat", CLI_NUMBER, &heartbeat_s, 1, 3600},
         {"retry", CLI_NUMBER, &retry_ms, 0, 3600000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
@@ -243,6 +248,12 @@ int main(int argc, char **argv)
     int rc = cli_parse("litepush.fcgi", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
     if (rc >= 0)
         return rc;
+    if (socket_mode_s != NULL && !listen_parse_mode(socket_mode_s, &socket_mode)) {
+        fprintf(stderr, "litepush.fcgi: --socket-mode wants octal permission bits such as 0660, got "
+                        "'%s'\nTry 'litepush.fcgi --help'.\n",
+                socket_mode_s);
+        return 2;
+    }
     if (db == NULL || db[0] == '\0') {
         fputs("litepush.fcgi: no database: give --db PATH or set LITEPUSH_DB\n", stderr);
         return 2;
@@ -277,7 +288,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (listen_spec != NULL &&
-        (app.listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err)) < 0) {
+        (app.listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, socket_mode, err, sizeof err)) < 0) {
         fprintf(stderr, "litepush.fcgi: %s\n", err);
         return 1;
     }

@@ -36,7 +36,7 @@ static const char USAGE[] =
     "Usage: litepush-ws --db PATH --listen HOST:PORT [--allow-publish]\n"
     "                   [--max-message BYTES] [--ping SECONDS] [--max-connections N]\n"
     "                   [--queue-bytes N] [--origin ORIGIN]... [--no-deflate]\n"
-    "                   [--threads N]\n"
+    "                   [--threads N] [--socket-mode MODE]\n"
     "\n"
     "WebSocket (RFC 6455) server for the litepush log, meant to sit behind Apache\n"
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
@@ -44,6 +44,8 @@ static const char USAGE[] =
     "\n"
     "  --db PATH             the SQLite log (created if new); LITEPUSH_DB otherwise\n"
     "  --listen ADDR         HOST:PORT or a unix socket path\n"
+    "  --socket-mode MODE    permission bits of a --listen unix socket (default\n"
+    "                        0660: the owner and its group, e.g. www-data)\n"
     "  --allow-publish       let clients insert rows: a text frame\n"
     "                        {\"channel\":\"c\",\"event\":\"e\",\"data\":\"...\"}, or a binary\n"
     "                        frame stored as a BLOB in the first channel of the URL\n"
@@ -162,7 +164,8 @@ static void on_accept(struct loop_io *io, uint32_t events)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL;
+    const char *listen_spec = NULL, *socket_mode_s = NULL;
+    unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
     static const char *origins[MAX_ORIGINS];
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
@@ -174,6 +177,7 @@ int main(int argc, char **argv)
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
         {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"socket-mode", CLI_STRING, &socket_mode_s, 0, 0},
         {"allow-publish", CLI_SET, &cfg->is_publish_allowed, 0, 0},
         {"max-message", CLI_NUMBER, &max_message, 125, 1L << 30},
         {"ping", CLI_NUMBER, &ping_s, 1, 3600},
@@ -186,6 +190,12 @@ int main(int argc, char **argv)
     int rc = cli_parse("litepush-ws", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
     if (rc >= 0)
         return rc;
+    if (socket_mode_s != NULL && !listen_parse_mode(socket_mode_s, &socket_mode)) {
+        fprintf(stderr, "litepush-ws: --socket-mode wants octal permission bits such as 0660, got "
+                        "'%s'\nTry 'litepush-ws --help'.\n",
+                socket_mode_s);
+        return 2;
+    }
     if (db == NULL || db[0] == '\0' || listen_spec == NULL) {
         fputs("litepush-ws: give --db PATH (or LITEPUSH_DB) and --listen HOST:PORT\n"
               "Try 'litepush-ws --help'.\n",
@@ -208,7 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
+    int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, socket_mode, err, sizeof err);
     if (listen_fd < 0) {
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;

@@ -4,6 +4,7 @@ checks, the sqlite3 publisher, a raw-socket SSE reader, a bare FastCGI
 client, the npm eventsource and ws clients, and the Apache/lighttpd/responder
 processes with their generated configs. Standard library only."""
 import codecs
+import grp
 import json
 import os
 import re
@@ -762,7 +763,9 @@ class Responder:
         if self.p.poll() is not None:
             raise Fail(f"{self.name} exited with {self.p.returncode} at start: {self.log_tail()}")
         if self.listen.startswith("/"):
-            os.chmod(self.listen, 0o666)      # Apache's children run as www-data
+            # The socket is 0660 (--socket-mode's default); Apache's children
+            # run as www-data: give the socket that group, as README says.
+            os.chown(self.listen, -1, grp.getgrnam("www-data").gr_gid)
 
     def kill9(self):
         os.kill(self.p.pid, signal.SIGKILL)

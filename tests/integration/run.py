@@ -29,6 +29,7 @@ import re
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -163,11 +164,33 @@ def cli_unix_socket_direct(_):
     check(re.search(rb"^Status: 400", out, re.M | re.I), f"direct FastCGI bad id: got {short(out)}")
 
 
+def cli_socket_mode(_):
+    """A --listen unix socket is 0660 by default (not world-writable: any
+    local user could otherwise open streams past the web server), and
+    --socket-mode sets it; a bad mode is refused."""
+    mode = stat.S_IMODE(os.stat(ENV.sock).st_mode)
+    check(mode == 0o660, f"default socket mode: expected 0660, got {mode:04o}")
+    path = os.path.join(ENV.dir, "mode.sock")
+    p = PROCS.start([BIN, "--db", ENV.db.path, "--listen", path, "--socket-mode", "0600"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(path) or p.poll() is not None, 5, "mode.sock")
+        time.sleep(0.1)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        check(mode == 0o600, f"--socket-mode 0600: got {mode:04o}")
+    finally:
+        Procs.stop(p)
+    for bad in ("999", "0o660", "rw", "01777"):
+        rc, out, err = run_bin(["--db", ENV.db.path, "--listen", path, "--socket-mode", bad])
+        check(rc == 2 and "socket-mode" in err, f"--socket-mode {bad}: expected exit 2 naming the "
+                                                 f"flag, got {rc} / {err.strip()!r}")
+
+
 def conf_user_files_parse(_):
     """apache-conf/*.conf as shipped: both servers accept them."""
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
     l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
-    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     wrap = ENV.write("check-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
                      f'Listen 127.0.0.1:{free_port()}\nDefaultRuntimeDir "{ENV.dir}/apache-run"\n'
@@ -180,6 +203,74 @@ def conf_user_files_parse(_):
     r = subprocess.run(["lighttpd", "-tt", "-f", wrap], capture_output=True, text=True, timeout=10)
     check(r.returncode == 0 and "rror" not in r.stdout + r.stderr,
           f"lighttpd -tt on litepush-lighttpd.conf: {(r.stdout + r.stderr).strip()}")
+
+
+def _local_non_loopback_ip():
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.connect(("192.0.2.1", 9))       # no packet is sent: this picks a source address
+            ip = u.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip
+
+
+def _status_from(port, path, source):
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0) if source else None) as c:
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(m.group(1)) if m else None
+
+
+def conf_stats_local_only(_):
+    """The shipped Apache and lighttpd confs serve /events/stats and
+    /ws/stats to local clients only (README: Monitoring): from another
+    address of this machine they answer 403, from 127.0.0.1 they pass the
+    request on (to backends that are not running here: 502/503)."""
+    other = _local_non_loopback_ip()
+    if other is None:
+        raise Skip("no non-loopback address on this machine to test a remote client from")
+    a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
+    l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
+    aport, lport = free_port(), free_port()
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
+    os.makedirs(os.path.join(ENV.dir, "stats-run"), exist_ok=True)
+    aconf = ENV.write("stats-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
+                      f'Listen 0.0.0.0:{aport}\nDefaultRuntimeDir "{ENV.dir}/stats-run"\n'
+                      f'PidFile "{ENV.dir}/stats.pid"\nErrorLog "{ENV.dir}/stats-apache.log"\n'
+                      f'User www-data\nGroup www-data\n{loads}\nInclude "{a}"\n')
+    lconf = ENV.write("stats-lighttpd.conf", f'server.document-root = "{ENV.dir}/www"\n'
+                      f'server.port = {lport}\nserver.bind = "0.0.0.0"\n'
+                      f'server.errorlog = "{ENV.dir}/stats-lighttpd.log"\ninclude "{l}"\n')
+    ap = PROCS.start(["/usr/sbin/apache2", "-f", aconf, "-DFOREGROUND"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lp = PROCS.start(["lighttpd", "-D", "-f", lconf], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+    try:
+        for name, p, port in (("apache", ap, aport), ("lighttpd", lp, lport)):
+            wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, f"{name} to listen")
+            check(p.poll() is None, f"{name} with the shipped conf exited ({p.returncode})")
+        got = {}
+        for name, port in (("apache", aport), ("lighttpd", lport)):
+            for path in ("/events/stats", "/ws/stats"):
+                got[(name, path, "remote")] = _status_from(port, path, other)
+                got[(name, path, "local")] = _status_from(port, path, None)
+        bad = [f"{k}: {v}" for k, v in got.items()
+               if (k[2] == "remote") != (v == 403)]
+        check(not bad, f"expected 403 from {other} and anything else from 127.0.0.1: {bad}")
+        return f"403 from {other}; from 127.0.0.1: " + ", ".join(
+            f"{k[0]}{k[1]} {v}" for k, v in got.items() if k[2] == "local")
+    finally:
+        Procs.stop(ap)
+        Procs.stop(lp)
 
 
 # --------------------------------------------------------------- web cases
@@ -761,7 +852,9 @@ CASES = [
     ("cli.schema_created", cli_schema_created, 10, "cli"),
     ("cli.env_db", cli_env_db, 10, "cli"),
     ("cli.unix_socket_fastcgi", cli_unix_socket_direct, 10, "cli"),
+    ("cli.socket_mode", cli_socket_mode, 15, "cli"),
     ("conf.user_files_parse", conf_user_files_parse, 20, "cli"),
+    ("conf.stats_local_only", conf_stats_local_only, 30, "cli"),
     ("backend_down_503", backend_down_503, 10, "front"),
     ("headers_retry", headers_retry, 10, "all"),
     ("framing", framing, 10, "all"),
