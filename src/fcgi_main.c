@@ -8,6 +8,13 @@
  * hub, so a row is fanned out by every core at once. The main thread only
  * waits for signals.
  *
+ * An accept thread blocks while it reads a request, so the listener gets a
+ * receive timeout (LIMITS_FCGI_REQUEST_MS) that Linux copies to every
+ * socket it accepts: a connection that sends nothing (or too little) is
+ * given up after that long instead of holding the thread for ever, as
+ * four idle local connections did to every new stream. The same timeout
+ * makes a blocking accept() return now and then, which is harmless.
+ *
  * NOTES: libfcgi is told to forget a request after its parameters are read
  * (FCGX_Free without close, ipcFd reset), so the socket then belongs to the
  * loop, which writes FastCGI records on it without blocking. */
@@ -21,16 +28,21 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "input_limits.h"
 #include "listen.h"
 #include "loop.h"
 #include "pool.h"
 #include "query.h"
 #include "responder.h"
 
-#define ACCEPT_THREADS 4
+/* Threads reading requests: each idle or slow client holds one for at most
+ * LIMITS_FCGI_REQUEST_MS plus libfcgi's 2 s closing linger, so it takes
+ * this many such clients at once to delay new streams at all. */
+#define ACCEPT_THREADS 16
 #define LISTEN_BACKLOG 4096
 #define MAX_WORKERS 64
 
@@ -292,6 +304,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush.fcgi: %s\n", err);
         return 1;
     }
+    struct timeval request_timeout = {.tv_sec = LIMITS_FCGI_REQUEST_MS / 1000,
+                                      .tv_usec = (LIMITS_FCGI_REQUEST_MS % 1000) * 1000};
+    if (setsockopt(app.listen_fd, SOL_SOCKET, SO_RCVTIMEO, &request_timeout,
+                   sizeof request_timeout) != 0)
+        fprintf(stderr, "litepush.fcgi: %s: SO_RCVTIMEO: %s (an idle client can hold an accept "
+                        "thread)\n",
+                __func__, strerror(errno));
     listen_raise_fd_limit();
     if (!pool_start(app.pool, err, sizeof err)) {
         fprintf(stderr, "litepush.fcgi: %s\n", err);

@@ -24,6 +24,10 @@
 #define LIMITS_WS_MESSAGE_DEFAULT (1024 * 1024)
 /* RFC 6455 §5.5: control frame payloads are at most 125 bytes. */
 #define LIMITS_WS_CONTROL_PAYLOAD 125
+/* Time the responder's accept threads wait for a FastCGI request's
+ * parameters to arrive (the connection is closed beyond): a web server
+ * sends them at once, an idle local client must not hold a thread. */
+#define LIMITS_FCGI_REQUEST_MS 3000
 /* Bytes of an HTTP Upgrade request head (400 beyond). */
 #define LIMITS_WS_HANDSHAKE_MAX 8192
 

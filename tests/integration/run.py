@@ -273,6 +273,42 @@ def conf_stats_local_only(_):
         Procs.stop(lp)
 
 
+def idle_fastcgi_connections(_):
+    """Local connections that connect and send nothing must not stop new
+    streams (four did, for ever): the responder reads requests on 16
+    threads and gives up on one that does not arrive within
+    LIMITS_FCGI_REQUEST_MS (3 s), so with 24 idle connections a real
+    request is still answered within a few seconds, and the idle ones are
+    closed."""
+    port = ENV.fport
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(24)]
+    try:
+        time.sleep(0.2)
+        params = {"REQUEST_METHOD": "GET", "QUERY_STRING": "channel=idle", "SCRIPT_NAME": "/events",
+                  "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+        t0 = time.monotonic()
+        try:
+            out = fcgi_request(("127.0.0.1", port), params, timeout=12, until=b"retry:")
+        except OSError as e:
+            raise Fail(f"a request behind {len(idle)} idle connections failed: {e}")
+        dt = time.monotonic() - t0
+        check(b"retry:" in out, f"no stream behind {len(idle)} idle connections after {dt:.1f}s: "
+                                f"{short(out)}")
+        check(dt < 8, f"the stream took {dt:.1f}s behind idle connections")
+        closed = 0
+        for c in idle:
+            c.settimeout(8)
+            try:
+                closed += c.recv(1) == b""
+            except OSError:
+                closed += 1
+        check(closed == len(idle), f"only {closed} of {len(idle)} idle connections were closed")
+        return f"answered after {dt:.1f}s; idle connections closed"
+    finally:
+        for c in idle:
+            c.close()
+
+
 # --------------------------------------------------------------- web cases
 def backend_down_503(t):
     st, hd, body = http_once(t.port, "/closed?channel=x")
@@ -853,6 +889,7 @@ CASES = [
     ("cli.env_db", cli_env_db, 10, "cli"),
     ("cli.unix_socket_fastcgi", cli_unix_socket_direct, 10, "cli"),
     ("cli.socket_mode", cli_socket_mode, 15, "cli"),
+    ("cli.idle_fastcgi_connections", idle_fastcgi_connections, 30, "cli"),
     ("conf.user_files_parse", conf_user_files_parse, 20, "cli"),
     ("conf.stats_local_only", conf_stats_local_only, 30, "cli"),
     ("backend_down_503", backend_down_503, 10, "front"),
