@@ -72,9 +72,23 @@ struct pending {
 };
 
 /* What the listener, the workers and the main thread share. */
+/* Out of descriptors (EMFILE, ENFILE) or kernel memory, accept() fails at
+ * once and the listener stays readable: stop accepting for this long
+ * instead of spinning, and log it at most once per ACCEPT_LOG_MS. */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000
+/* Descriptors every process needs besides its connections: stdio, the
+ * listener, signalfd, and per worker its epoll, wake-up, store (database,
+ * WAL and shm files), inotify and timer descriptors. */
+#define FDS_RESERVED_BASE 16
+#define FDS_RESERVED_PER_THREAD 8
+
 struct app {
     struct pool *pool;
     struct loop_io listen_io;
+    struct loop_timer accept_pause; /* armed while accepting is paused */
+    uint64_t accept_logged_ms;      /* when the last accept failure was logged */
+    unsigned long accept_failures;  /* since then */
     struct ws_conn_config cfg;
     struct ws_conn_stats stats;
 };
@@ -127,6 +141,32 @@ static void refuse_full(int fd)
     close(fd);
 }
 
+static void on_accept_resume(struct loop_timer *t)
+{
+    struct app *app = LOOP_CONTAINER(t, struct app, accept_pause);
+    if (loop_io_add(pool_main_loop(app->pool), &app->listen_io, EPOLLIN) != 0)
+        loop_timer_arm(pool_main_loop(app->pool), &app->accept_pause, ACCEPT_PAUSE_MS);
+}
+
+/* accept() failed for want of resources: the connections already open go
+ * on being served; new ones wait in the backlog until the pause ends. */
+static void pause_accepting(struct app *app, int err)
+{
+    struct loop *loop = pool_main_loop(app->pool);
+    uint64_t now = loop_clock_ms();
+    app->accept_failures++;
+    if (app->accept_logged_ms == 0 || now - app->accept_logged_ms >= ACCEPT_LOG_MS) {
+        fprintf(stderr,
+                "litepush-ws: accept: %s (%lu times since the last report): pausing new "
+                "connections for %d ms at a time; open ones are still served\n",
+                strerror(err), app->accept_failures, ACCEPT_PAUSE_MS);
+        app->accept_logged_ms = now;
+        app->accept_failures = 0;
+    }
+    loop_io_remove(loop, &app->listen_io);
+    loop_timer_arm(loop, &app->accept_pause, ACCEPT_PAUSE_MS);
+}
+
 static void on_accept(struct loop_io *io, uint32_t events)
 {
     (void)events;
@@ -136,8 +176,11 @@ static void on_accept(struct loop_io *io, uint32_t events)
         socklen_t len = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+                pause_accepting(app, err);
+            else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(err));
             return;
         }
         if (atomic_fetch_add(&app->stats.connections_open, 1) >= app->cfg.max_connections) {
@@ -223,7 +266,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    listen_raise_fd_limit();
+    long fd_limit = listen_raise_fd_limit();
+    long fds_free = fd_limit - FDS_RESERVED_BASE - FDS_RESERVED_PER_THREAD * threads;
+    if (fd_limit > 0 && max_conns > fds_free) {
+        long clamped = fds_free > 1 ? fds_free : 1;
+        fprintf(stderr,
+                "litepush-ws: --max-connections %ld is more than the open-file limit (%ld) "
+                "allows: using %ld (raise the limit, e.g. LimitNOFILE= in the unit, for more)\n",
+                max_conns, fd_limit, clamped);
+        max_conns = clamped;
+        cfg->max_connections = (size_t)max_conns;
+    }
+    app.accept_pause.on_due = on_accept_resume;
     app.listen_io = (struct loop_io){.fd = listen_fd, .on_ready = on_accept};
     int flags = fcntl(listen_fd, F_GETFL);
     if (fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -762,6 +763,54 @@ def ws_max_connections(t):
         Procs.stop(p)
 
 
+def _cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ws_out_of_fds(t):
+    """litepush-ws under `prlimit --nofile=200` with 300 clients: it used
+    to spin on EMFILE at 99 % of a core and log every failed accept. Now
+    --max-connections is clamped to what the limit allows (said at start),
+    the clients beyond it get 503, the process stays nearly idle, the log
+    stays short, and the open connections keep working."""
+    port = free_port()
+    logpath = os.path.join(ENV.dir, f"ws-nofile-{port}.log")
+    with open(logpath, "ab") as logf:
+        p = PROCS.start(["prlimit", "--nofile=200", WS_BIN, "--db", ENV.db.path, "--listen",
+                         f"127.0.0.1:{port}", "--threads", "2"], stdout=logf, stderr=logf)
+    socks = []
+    first = None
+    try:
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, 5, "litepush-ws to listen")
+        check(p.poll() is None, f"litepush-ws under prlimit exited with {p.returncode}")
+        first = RawWS(port, "/ws").open()
+        for _ in range(300):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break
+        time.sleep(0.5)
+        c0 = _cpu_s(p.pid)
+        time.sleep(2.0)
+        cpu = (_cpu_s(p.pid) - c0) / 2.0
+        first.ping_pong(b"still served")
+        with open(logpath, "rb") as f:
+            log = f.read().decode("utf-8", "replace").splitlines()
+        check(cpu < 0.3, f"litepush-ws used {cpu:.0%} of a core with its fds exhausted")
+        check(len(log) < 20, f"{len(log)} log lines in 2.5 s; last: {log[-3:]}")
+        check(any("max-connections" in l for l in log),
+              f"no start-up line says --max-connections was clamped: {log[:5]}")
+        return f"cpu {cpu:.0%}, {len(log)} log lines, {len(socks)} clients connected"
+    finally:
+        for c in socks:
+            c.close()
+        if first is not None:
+            first.close()
+        Procs.stop(p)
+
+
 def _try_open(port):
     r = RawWS(port, "/ws")
     if r.read_head() == 101:
@@ -877,6 +926,7 @@ WS_CASES = [
     ("ws.handshake_variants", ws_handshake_variants, 20, "wsdirect"),
     ("ws.origin", ws_origin, 20, "wsdirect"),
     ("ws.max_connections", ws_max_connections, 20, "wsdirect"),
+    ("ws.out_of_fds", ws_out_of_fds, 30, "wsdirect"),
     ("ws.stats", ws_stats, 10, "ws:ws-direct,ws-lighttpd"),   # Apache: ws:// is upgrade-only
     ("ws.vanish", ws_vanish, 40, "ws"),
     ("ws.sigterm_1001", ws_sigterm, 20, "wsdirect"),
