@@ -4,6 +4,11 @@
  * time), OPEN, CLOSING (our close frame is queued or sent: nothing else is
  * ever sent after it, RFC 6455 §5.5.1; we read until the peer closes or a
  * deadline passes). A connection is freed only from the after-batch hook.
+ * Closing is lingering, for every close code: after an input error the
+ * rest of the input cannot be framed, so it is read and dropped until the
+ * peer ends the stream or CLOSE_TIMEOUT_MS passes. Closing the socket with
+ * unread bytes would make the kernel send a reset, which a proxy may pass
+ * on before (instead of) our close frame.
  *
  * Memory while idle: this struct and its feed only. The handshake buffer is
  * freed after the 101, a message buffer exists only while a client message
@@ -56,6 +61,7 @@ struct ws_conn {
     bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
     bool is_wr_shut;   /* our close frame went out and we shut down writing */
+    bool is_discarding; /* the input cannot be framed any more: drop it */
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
@@ -478,6 +484,8 @@ static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
 
 static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 {
+    if (c->is_discarding)
+        return; /* lingering close: read and dropped */
     while (len > 0 && !c->conn.is_closing) {
         struct ws_frame_chunk ch;
         ptrdiff_t n =
@@ -486,10 +494,9 @@ static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
             return;
         if (n < 0) {
             enum ws_frame_err e = (enum ws_frame_err)n;
-            if (c->state == CONN_CLOSING)
-                mark_closing(c); /* no second close frame: just end */
-            else
+            if (c->state != CONN_CLOSING) /* else no second close frame */
                 fail(c, ws_frame_err_close_code(e), ws_frame_strerror(e));
+            c->is_discarding = true;
             return;
         }
         on_chunk(c, &ch);
