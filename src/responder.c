@@ -154,7 +154,7 @@ static void on_feed_row(struct feed *f, struct payload *p)
         return;
     }
     s->r->events_sent++;
-    if (s->conn.out.bytes > s->r->cfg.queue_cap) {
+    if (conn_is_too_slow(&s->conn)) {
         fprintf(stderr,
                 "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
                 "client too slow; it will resume from the log\n",
@@ -305,6 +305,7 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     if (s == NULL || !conn_add(&r->set, &s->conn, req->fd, on_stream_io))
         goto refuse;
     s->r = r;
+    s->conn.queue_cap = r->cfg.queue_cap;
     s->request_id = req->request_id;
     s->last_queued_ms = loop_now_ms(r->set.loop);
     r->streams_total++;

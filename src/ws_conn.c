@@ -92,7 +92,7 @@ static void mark_closing(struct ws_conn *c)
 
 static void check_queue_cap(struct ws_conn *c)
 {
-    if (c->conn.out.bytes <= c->env->cfg->queue_cap)
+    if (!conn_is_too_slow(&c->conn))
         return;
     fprintf(stderr,
             "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
@@ -647,6 +647,7 @@ bool ws_conn_start(struct ws_conn_env *env, int fd)
         return false;
     }
     c->env = env;
+    c->conn.queue_cap = env->cfg->queue_cap;
     c->since_ms = c->last_rx_ms = loop_now_ms(env->set.loop);
     env->stats->connections_total++;
     return true;

@@ -573,10 +573,10 @@ def http_once(port, path, method="GET", headers=None, timeout=5.0):
 
 
 # ------------------------------------------------------------ FastCGI client
-def fcgi_request(address, params, timeout=5.0, until=None):
-    """A bare FastCGI client (responder role) for checks without a web
-    server. address: (host, port) or a unix path. Returns the stdout bytes
-    once `until` is found in them, or when the request ends."""
+def fcgi_open(address, params, timeout=5.0, rcvbuf=None):
+    """Connects a bare FastCGI client (responder role) and sends one
+    request; returns the socket, unread. address: (host, port) or a unix
+    path. rcvbuf: a small receive buffer, for a client that reads slowly."""
     def rec(typ, content):
         return bytes([1, typ, 0, 1, len(content) >> 8, len(content) & 255, 0, 0]) + content
 
@@ -589,10 +589,20 @@ def fcgi_request(address, params, timeout=5.0, until=None):
 
     fam = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout)
     s.connect(address)
     body = b"".join(nv(k.encode(), v.encode()) for k, v in params.items())
     s.sendall(rec(1, bytes([0, 1, 0, 0, 0, 0, 0, 0])) + rec(4, body) + rec(4, b"") + rec(5, b""))
+    return s
+
+
+def fcgi_request(address, params, timeout=5.0, until=None):
+    """A bare FastCGI client (responder role) for checks without a web
+    server. address: (host, port) or a unix path. Returns the stdout bytes
+    once `until` is found in them, or when the request ends."""
+    s = fcgi_open(address, params, timeout)
     buf, out, end = b"", b"", time.monotonic() + timeout
     try:
         while time.monotonic() < end:

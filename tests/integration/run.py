@@ -39,7 +39,7 @@ import traceback
 import fault_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
-                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
+                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_open, fcgi_request, fd_count, settle_fds,
                      free_port, http_once, short, tcp_listening, wait_until)
 
 VERBOSE = False
@@ -806,6 +806,86 @@ def reset_pruned_oldest(t):
     return _expect_pruned_reset(t, ch, ids, "oldest rows pruned")
 
 
+# ------------------------------------------------ big rows, heavy resumes (item 1)
+def big_blob_resume(t):
+    """A resume across a 900 000-byte BLOB row (1.2 MB of base64, over the
+    1 MiB queue limit) delivers it and the row after it; it used to be
+    dropped as "too slow" before its headers, on every retry."""
+    ch = t.ch("bigblob")
+    before = ENV.db.max_issued()
+    big = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, 'big', "
+                         "randomblob(900000)) RETURNING id;").strip())
+    after = ENV.db.insert(ch, "after")
+    s = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(before)}).open(timeout=10)
+    try:
+        evs = s.wait_events(2, timeout=15)
+        expect_ids(evs, [big, after], "resume across a 900 kB BLOB")
+        check(len(base64.b64decode(evs[0]["data"])) == 900000,
+              f"the BLOB arrived with {len(evs[0]['data'])} base64 characters")
+    finally:
+        s.close()
+
+
+def heavy_resume(t):
+    """300 rows of 5 000 bytes resumed from before the first: every row
+    arrives (they used to be queued in one 256-row batch of 1.3 MB, over
+    the limit, and the stream was dropped every time)."""
+    ch = t.ch("heavy")
+    before = ENV.db.max_issued()
+    ENV.db.run(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+               f"INSERT INTO messages(channel, data) SELECT {DB.text(ch)}, "
+               f"printf('%05d', i) || substr(hex(zeroblob(2500)), 1, 4995) FROM n;")
+    ids = ENV.db.ids(ch)
+    s = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(before)}).open(timeout=10)
+    try:
+        evs = s.wait_events(300, timeout=20)
+        expect_ids(evs, ids, "resume of 300 rows of 5 000 bytes")
+    finally:
+        s.close()
+
+
+def big_commit_live(t):
+    """One commit of 300 rows of 5 000 bytes (1.5 MB, over the limit) in
+    one channel reaches every live subscriber: none is dropped for what
+    the server queued in one step."""
+    ch = t.ch("commit")
+    subs = [t.stream(f"channel={ch}").open() for _ in range(3)]
+    try:
+        ENV.db.run(f"BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+                   f"INSERT INTO messages(channel, data) SELECT {DB.text(ch)}, "
+                   f"printf('%05d', i) || substr(hex(zeroblob(2500)), 1, 4995) FROM n; COMMIT;")
+        ids = ENV.db.ids(ch)
+        for s in subs:
+            expect_ids(s.wait_events(300, timeout=20), ids, "a live subscriber of a 1.5 MB commit")
+        rid = ENV.db.insert(ch, "after")
+        for s in subs:
+            expect_ids(s.wait_events(301, timeout=5)[300:], [rid], "the row after the big commit")
+    finally:
+        for s in subs:
+            s.close()
+
+
+def slow_client_dropped(_):
+    """The slow-client rule still holds: a FastCGI client that sends its
+    request and then never reads is dropped once rows it did not take pass
+    the queue limit (it would resume from the log)."""
+    ch = f"slow.{os.urandom(3).hex()}"
+    params = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"channel={ch}", "SCRIPT_NAME": "/events",
+              "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+    c = fcgi_open(("127.0.0.1", ENV.fport), params, rcvbuf=4096)
+    try:
+        time.sleep(0.5)
+        mark = len(ENV.main.log_tail(1000))
+        for _ in range(12):        # 12 commits of 1 MB; the client reads none of it
+            ENV.db.run(f"INSERT INTO messages(channel, data) VALUES({DB.text(ch)}, "
+                       "substr(hex(zeroblob(500000)), 1, 1000000));")
+        wait_until(lambda: "dropped" in ENV.main.log_tail(1000)[mark:], 10,
+                   "the responder to drop a client that reads nothing")
+        return ENV.main.log_tail(1000)[mark:].strip().splitlines()[-1][:160]
+    finally:
+        c.close()
+
+
 # ----------------------------------------------------------- faults (item 9)
 def web_kill9_resume(t):
     """kill -9 of the front end itself (Apache: parent and children) under
@@ -915,6 +995,10 @@ CASES = [
     ("many_streams", many_streams, 70, "main"),
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
+    ("big_blob_resume", big_blob_resume, 40, "main"),
+    ("heavy_resume", heavy_resume, 40, "main"),
+    ("big_commit_live", big_commit_live, 40, "main"),
+    ("slow_client_dropped", slow_client_dropped, 30, "cli"),
     ("fault.web_kill9_resume", web_kill9_resume, 60, "main"),
     ("fault.apache_graceful", apache_graceful, 30, "apache"),
 ] + fault_cases.FAULT_CASES + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct

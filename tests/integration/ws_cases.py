@@ -501,6 +501,30 @@ def ws_close_lingering(t):
     return f"{len(codes)} of {len(codes)} got 1009"
 
 
+def ws_big_resume(t):
+    """Over WebSocket too: a resume across a 900 000-byte BLOB row and 300
+    rows of 5 000 bytes delivers every row (each was over the 1 MiB queue
+    limit in one step, and the connection was dropped every time)."""
+    c = t.ch("bigws")
+    before = ENV.db.max_issued()
+    ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(c)}, 'big', "
+               "randomblob(900000));")
+    ENV.db.run(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+               f"INSERT INTO messages(channel, data) SELECT {DB.text(c)}, "
+               f"printf('%05d', i) || substr(hex(zeroblob(2500)), 1, 4995) FROM n;")
+    ids = ENV.db.ids(c)
+    n = NodeWS(t.url(f"channel={c}&lastEventId={before}"))
+    try:
+        n.open()
+        got = n.wait_messages(301, timeout=20)
+        check([m.get("id") for m in got] == ids, f"expected ids {ids[:3]}..., got "
+                                                 f"{[m.get('id') for m in got][:5]}...")
+        check(len(base64.b64decode(got[0]["data"])) == 900000, "the BLOB row is not whole")
+        n.check_open()
+    finally:
+        n.quit()
+
+
 def _split_utf8(r):
     r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
     r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
@@ -948,6 +972,7 @@ WS_CASES = [
     ("ws.publish_at_limit", ws_publish_at_limit, 10, "ws"),
 ] + [(f"ws.close.{c[0]}", _close_case(*c[1:]), 20, "ws") for c in CLOSE_CASES] + [
     ("ws.close_lingering", ws_close_lingering, 60, "ws"),
+    ("ws.big_resume", ws_big_resume, 40, "ws"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
