@@ -50,7 +50,7 @@ static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
     "                     [--socket-mode MODE]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
-    "                     [--max-streams N] [--threads N]\n"
+    "                     [--max-streams N] [--threads N] [--max-row BYTES]\n"
     "\n"
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
@@ -65,6 +65,9 @@ static const char USAGE[] =
     "  --retry MS         reconnect delay suggested to clients (default 3000)\n"
     "  --queue-bytes N    bytes queued for one slow stream before it is dropped\n"
     "                     and left to resume from the log (default 1048576)\n"
+    "  --max-row BYTES    the most data bytes a row may have to be sent (default\n"
+    "                     16777216); a bigger row goes out as an event\n"
+    "                     litepush.skipped with its id\n"
     "  --max-streams N    open streams before new ones get 503 with Retry-After\n"
     "                     (default 18000; each stream is one open file)\n"
     "  --threads N        event loops sharing the streams (default: the number\n"
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
     const char *db = getenv("LITEPUSH_DB");
     const char *listen_spec = NULL, *socket_mode_s = NULL;
     unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
+    long max_row = LIMITS_ROW_DEFAULT;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
     const struct cli_flag opts[] = {
@@ -254,6 +258,7 @@ int main(int argc, char **argv)
         {"heartbeat", CLI_NUMBER, &heartbeat_s, 1, 3600},
         {"retry", CLI_NUMBER, &retry_ms, 0, 3600000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
         {"max-streams", CLI_NUMBER, &max_streams, 1, 1000000},
         {"threads", CLI_NUMBER, &threads, 1, MAX_WORKERS},
     };
@@ -279,7 +284,8 @@ int main(int argc, char **argv)
     app.max_streams = (size_t)max_streams;
     app.cfg = (struct responder_config){.heartbeat_ms = (unsigned)heartbeat_s * 1000,
                                         .retry_ms = (unsigned)retry_ms,
-                                        .queue_cap = (size_t)queue_bytes};
+                                        .queue_cap = (size_t)queue_bytes,
+                                        .max_row = (size_t)max_row};
     if (listen_spec == NULL && !fd_is_socket(0)) {
         fputs("litepush.fcgi: no --listen given and fd 0 is not a socket: run it from the web\n"
               "server (lighttpd bin-path, spawn-fcgi, mod_fcgid) or give --listen HOST:PORT\n",

@@ -5,6 +5,7 @@
 #include "hub.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@ struct hub {
     size_t format_count;
     void *encode_ctx;
     struct crypto_siphash *hasher; /* keyed with random bytes per hub */
+    size_t max_row;                /* data bytes a row may have (0: no limit) */
     struct channel **buckets;
     size_t bucket_count; /* a power of two */
     size_t channel_count;
@@ -189,6 +191,11 @@ void hub_unsubscribe(struct hub *hub, struct hub_sub *sub)
     }
 }
 
+void hub_set_max_row(struct hub *hub, size_t max_row)
+{
+    hub->max_row = max_row;
+}
+
 size_t hub_publish(struct hub *hub, const struct store_row *row)
 {
     uint64_t hash = hash_name(hub, row->channel, row->channel_len);
@@ -222,8 +229,41 @@ static bool repair_name(const char *src, size_t len, char **dst, size_t *dst_len
  * client, which would resume into the same row for ever. Such a name goes
  * out with each invalid sequence replaced by U+FFFD (README: "Encoding");
  * the row itself is delivered as usual. */
+/* A row whose data is over max_row goes out as a litepush.skipped event
+ * with the row's id and channel, so the client's last id moves past it and
+ * a resume never stalls on it (README: "Row size"). */
+static struct payload *encode_skipped(struct hub *hub, size_t format, const struct store_row *row)
+{
+    char data[128];
+    int n = snprintf(data, sizeof data, "{\"reason\":\"row-too-large\",\"bytes\":%zu,\"maxRow\":%zu}",
+                     row->data_len, hub->max_row);
+    static const char EVENT[] = "litepush.skipped";
+    struct store_row skipped = {.id = row->id,
+                                .channel = row->channel,
+                                .channel_len = row->channel_len,
+                                .event = EVENT,
+                                .event_len = sizeof EVENT - 1,
+                                .data = data,
+                                .data_len = (size_t)n};
+    return hub->encoders[format](&skipped, hub->encode_ctx);
+}
+
 static struct payload *encode(struct hub *hub, size_t format, const struct store_row *row)
 {
+    if (hub->max_row > 0 && row->data_len > hub->max_row) {
+        /* Names are repaired below; the substitute keeps only the channel. */
+        if (utf8_is_valid((const uint8_t *)row->channel, row->channel_len))
+            return encode_skipped(hub, format, row);
+        struct store_row fixed = *row;
+        char *channel = NULL;
+        struct payload *p = NULL;
+        if (repair_name(row->channel, row->channel_len, &channel, &fixed.channel_len)) {
+            fixed.channel = channel;
+            p = encode_skipped(hub, format, &fixed);
+        }
+        free(channel);
+        return p;
+    }
     bool is_channel_ok = utf8_is_valid((const uint8_t *)row->channel, row->channel_len);
     bool is_event_ok =
         row->event == NULL || utf8_is_valid((const uint8_t *)row->event, row->event_len);

@@ -47,6 +47,11 @@ struct hub_sub *hub_subscribe(struct hub *hub, const char *channel, size_t chann
 /* Ends a subscription; NULL is a no-op. */
 void hub_unsubscribe(struct hub *hub, struct hub_sub *sub);
 
+/* Rows whose data has more than max_row bytes (0: no limit) are encoded as
+ * an event "litepush.skipped" with the row's id and channel and data
+ * {"reason":"row-too-large","bytes":N,"maxRow":M} instead. */
+void hub_set_max_row(struct hub *hub, size_t max_row);
+
 /* Delivers row to every subscriber of its channel. Returns how many. */
 size_t hub_publish(struct hub *hub, const struct store_row *row);
 

@@ -24,6 +24,10 @@
  * is read once this one is written, so a resume over big rows costs no
  * more memory than one over small ones. */
 #define LIMITS_REPLAY_BATCH_BYTES (256 * 1024)
+/* Default for --max-row (both programs): the most data bytes a row may have
+ * to be sent; a bigger row goes out as a litepush.skipped event instead
+ * (README: "Row size"). */
+#define LIMITS_ROW_DEFAULT (16L * 1024 * 1024)
 /* Default for litepush-ws --max-message: the largest client message, after
  * inflating (close 1009 beyond). Rows going out are not limited. */
 #define LIMITS_WS_MESSAGE_DEFAULT (1024 * 1024)

@@ -350,6 +350,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     memcpy(r->heartbeat->bytes, SSE_HEARTBEAT, SSE_HEARTBEAT_LEN);
     if (!conn_set_init(&r->set, loop, store, ENCODERS, 1, NULL, &STREAM_OPS, err, err_cap))
         goto fail;
+    hub_set_max_row(r->set.hub, r->cfg.max_row);
     return r;
 fail:
     responder_free(r);

@@ -620,8 +620,11 @@ static const struct conn_ops WS_CONN_OPS = {
 bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *store,
                       hub_encode_fn *const encoders[2], void *encode_ctx, char *err, size_t err_cap)
 {
-    return conn_set_init(&env->set, loop, store, encoders, 2, encode_ctx, &WS_CONN_OPS, err,
-                         err_cap);
+    if (!conn_set_init(&env->set, loop, store, encoders, 2, encode_ctx, &WS_CONN_OPS, err,
+                       err_cap))
+        return false;
+    hub_set_max_row(env->set.hub, env->cfg->max_row);
+    return true;
 }
 
 void ws_conn_env_close(struct ws_conn_env *env)

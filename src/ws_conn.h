@@ -25,6 +25,7 @@ struct ws_conn_config {
                                 if the pong takes as long again */
     unsigned handshake_timeout_ms;
     size_t queue_cap;           /* bytes queued for one client before it is dropped */
+    size_t max_row;             /* --max-row: bigger rows go out as litepush.skipped */
     size_t max_connections;     /* 503 beyond */
     const char *const *origins; /* Origin allow-list; none = any origin */
     size_t origin_count;

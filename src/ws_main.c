@@ -36,7 +36,7 @@ static const char USAGE[] =
     "Usage: litepush-ws --db PATH --listen HOST:PORT [--allow-publish]\n"
     "                   [--max-message BYTES] [--ping SECONDS] [--max-connections N]\n"
     "                   [--queue-bytes N] [--origin ORIGIN]... [--no-deflate]\n"
-    "                   [--threads N] [--socket-mode MODE]\n"
+    "                   [--threads N] [--socket-mode MODE] [--max-row BYTES]\n"
     "\n"
     "WebSocket (RFC 6455) server for the litepush log, meant to sit behind Apache\n"
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
@@ -56,6 +56,9 @@ static const char USAGE[] =
     "  --max-connections N   refuse more with 503 and Retry-After (default 18000)\n"
     "  --queue-bytes N       bytes queued for one slow client before it is dropped\n"
     "                        (default 1048576); it resumes with lastEventId\n"
+    "  --max-row BYTES       the most data bytes a row may have to be sent (default\n"
+    "                        16777216); a bigger row goes out as an event\n"
+    "                        litepush.skipped with its id\n"
     "  --origin ORIGIN       accept only these Origin values (repeatable); by\n"
     "                        default any origin is accepted\n"
     "  --no-deflate          do not offer permessage-deflate\n"
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
     const char *listen_spec = NULL, *socket_mode_s = NULL;
     unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
     static const char *origins[MAX_ORIGINS];
+    long max_row = LIMITS_ROW_DEFAULT;
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
     static struct app app;
@@ -226,6 +230,7 @@ int main(int argc, char **argv)
         {"ping", CLI_NUMBER, &ping_s, 1, 3600},
         {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
         {"origin", CLI_LIST, &origin_list, 0, 0},
         {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
         {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
@@ -250,6 +255,7 @@ int main(int argc, char **argv)
     cfg->ping_ms = (unsigned)ping_s * 1000;
     cfg->max_connections = (size_t)max_conns;
     cfg->queue_cap = (size_t)queue_bytes;
+    cfg->max_row = (size_t)max_row;
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;

@@ -865,6 +865,33 @@ def big_commit_live(t):
             s.close()
 
 
+def max_row(_):
+    """A row over --max-row (here 100 000 bytes) is never a silent stall:
+    it goes out as an event litepush.skipped with the row's id (so the
+    client's last id moves past it) and the reason, and the stream goes on;
+    a resume across it does the same."""
+    port = free_port()
+    r = Responder(ENV, "responder-maxrow", f"127.0.0.1:{port}", extra=("--max-row", "100000"))
+    r.start()
+    try:
+        ch = f"maxrow.{os.urandom(3).hex()}"
+        before = ENV.db.max_issued()
+        big = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, 'big', "
+                             "randomblob(200000)) RETURNING id;").strip())
+        after = ENV.db.insert(ch, "after")
+        params = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"channel={ch}&lastEventId={before}",
+                  "SCRIPT_NAME": "/events", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+        out = fcgi_request(("127.0.0.1", port), params, timeout=5, until=f"id: {after}\n".encode())
+        text = out.decode("utf-8", "replace")
+        want = (f"id: {big}\nevent: litepush.skipped\n"
+                f'data: {{"reason":"row-too-large","bytes":200000,"maxRow":100000}}\n\n'
+                f"id: {after}\ndata: after\n")
+        check(want in text, f"expected {want!r} in {short(text, 500)}")
+        return "litepush.skipped then the next row"
+    finally:
+        Procs.stop(r.p)
+
+
 def slow_client_dropped(_):
     """The slow-client rule still holds: a FastCGI client that sends its
     request and then never reads is dropped once rows it did not take pass
@@ -999,6 +1026,7 @@ CASES = [
     ("heavy_resume", heavy_resume, 40, "main"),
     ("big_commit_live", big_commit_live, 40, "main"),
     ("slow_client_dropped", slow_client_dropped, 30, "cli"),
+    ("max_row", max_row, 20, "cli"),
     ("fault.web_kill9_resume", web_kill9_resume, 60, "main"),
     ("fault.apache_graceful", apache_graceful, 30, "apache"),
 ] + fault_cases.FAULT_CASES + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct

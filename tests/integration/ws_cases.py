@@ -525,6 +525,28 @@ def ws_big_resume(t):
         n.quit()
 
 
+def ws_max_row(t):
+    """Over WebSocket: a row over --max-row arrives as a row object with
+    event litepush.skipped, its id and the reason; the next row follows."""
+    p, port = _own_ws(["--max-row", "100000"])
+    c = t.ch("maxrow")
+    before = ENV.db.max_issued()
+    big = int(ENV.db.run(f"INSERT INTO messages(channel, data) VALUES({DB.text(c)}, "
+                         "randomblob(200000)) RETURNING id;").strip())
+    after = ENV.db.insert(c, "after")
+    n = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}&lastEventId={before}")
+    try:
+        n.open()
+        got = n.wait_messages(2)
+        want = [row(big, c, '{"reason":"row-too-large","bytes":200000,"maxRow":100000}',
+                    "litepush.skipped"), row(after, c, "after")]
+        expect_rows(got, want, "a row over --max-row")
+        n.check_open()
+    finally:
+        n.quit()
+        Procs.stop(p)
+
+
 def _split_utf8(r):
     r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
     r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
@@ -973,6 +995,7 @@ WS_CASES = [
 ] + [(f"ws.close.{c[0]}", _close_case(*c[1:]), 20, "ws") for c in CLOSE_CASES] + [
     ("ws.close_lingering", ws_close_lingering, 60, "ws"),
     ("ws.big_resume", ws_big_resume, 40, "ws"),
+    ("ws.max_row", ws_max_row, 20, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
