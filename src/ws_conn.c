@@ -65,6 +65,7 @@ struct ws_conn {
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
+    uint64_t msg_start_ms; /* first frame of the message in flight; 0: none */
     /* handshake */
     char *head;
     size_t head_len;
@@ -386,6 +387,7 @@ static void publish(struct ws_conn *c, bool is_text)
 
 static void end_message(struct ws_conn *c)
 {
+    c->msg_start_ms = 0;
     c->msg.len = 0;
     deflate_buf_free(&c->msg);
     c->utf8 = (struct utf8_state){0};
@@ -403,6 +405,16 @@ static void fail(struct ws_conn *c, uint16_t code, const char *reason)
  * as soon as the bytes cannot be UTF-8). */
 static bool append_message(struct ws_conn *c, const struct ws_frame_chunk *ch)
 {
+    if (c->msg_start_ms == 0)
+        c->msg_start_ms = loop_now_ms(c->env->set.loop);
+    /* Publishing off: the message will be refused, so nothing of it is
+     * kept; each piece is still checked (UTF-8, and inflated within
+     * --max-message) and dropped, and a client pins no memory with it. */
+    if (!c->env->cfg->is_publish_allowed && c->msg.len > 0) {
+        c->msg.len = 0;
+        if (c->msg.cap > 4096)
+            deflate_buf_free(&c->msg);
+    }
     size_t old_len = c->msg.len;
     if (ch->is_compressed) {
         enum deflate_err e = deflate_inflate(&c->inflater, ch->data, ch->len, ch->is_message_end,
@@ -583,6 +595,11 @@ static void tick_conn(struct ws_conn *c, uint64_t now_ms)
     } else if (c->state == CONN_CLOSING) {
         if (now_ms - c->since_ms >= CLOSE_TIMEOUT_MS)
             mark_closing(c);
+    } else if (c->msg_start_ms != 0 && cfg->message_timeout_ms > 0 &&
+               now_ms - c->msg_start_ms >= cfg->message_timeout_ms) {
+        /* An unfinished message holds memory: it gets a deadline. A client
+         * still sending its fragments is alive, so no ping is due now. */
+        fail(c, 1008, "message not completed in time");
     } else if (c->is_awaiting_pong) {
         if (now_ms - c->ping_sent_ms >= cfg->ping_ms) {
             c->env->stats->dropped_unresponsive++;

@@ -24,6 +24,7 @@ struct ws_conn_config {
     unsigned ping_ms;        /* ping a connection silent this long; drop it
                                 if the pong takes as long again */
     unsigned handshake_timeout_ms;
+    unsigned message_timeout_ms; /* --message-timeout: a message must be whole by then */
     size_t queue_cap;           /* bytes queued for one client before it is dropped */
     size_t max_row;             /* --max-row: bigger rows go out as litepush.skipped */
     size_t max_connections;     /* 503 beyond */

@@ -56,6 +56,8 @@ static const char USAGE[] =
     "  --max-connections N   refuse more with 503 and Retry-After (default 18000)\n"
     "  --queue-bytes N       bytes queued for one slow client before it is dropped\n"
     "                        (default 1048576); it resumes with lastEventId\n"
+    "  --message-timeout SECONDS  a client message (all its fragments) must\n"
+    "                        arrive within this time, else close 1008 (default 30)\n"
     "  --max-row BYTES       the most data bytes a row may have to be sent (default\n"
     "                        16777216); a bigger row goes out as an event\n"
     "                        litepush.skipped with its id\n"
@@ -220,6 +222,7 @@ int main(int argc, char **argv)
     struct ws_conn_config *cfg = &app.cfg;
     *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
+    long message_timeout_s = 30;
     struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
@@ -231,6 +234,7 @@ int main(int argc, char **argv)
         {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
         {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
+        {"message-timeout", CLI_NUMBER, &message_timeout_s, 1, 3600},
         {"origin", CLI_LIST, &origin_list, 0, 0},
         {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
         {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
@@ -256,6 +260,7 @@ int main(int argc, char **argv)
     cfg->max_connections = (size_t)max_conns;
     cfg->queue_cap = (size_t)queue_bytes;
     cfg->max_row = (size_t)max_row;
+    cfg->message_timeout_ms = (unsigned)message_timeout_s * 1000;
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;

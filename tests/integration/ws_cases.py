@@ -547,6 +547,57 @@ def ws_max_row(t):
         Procs.stop(p)
 
 
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ws_unpublishable_not_kept(t):
+    """Publishing off (/ro/ws): 20 clients each sending 800 kB of a text
+    message that will be refused used to pin 16 MB in the helper (every
+    message was buffered up to --max-message); now each piece is checked
+    and dropped. The message still gets its error frame at the end."""
+    pid = ENV.ws_ro.pid
+    rs = [RawWS(ENV.wsport_ro, f"/ws?channel={t.ch('ro')}").open() for _ in range(20)]
+    try:
+        before = _rss_kb(pid)
+        part = b"x" * 800000
+        for r in rs:
+            r.send_frame(OP_TEXT, part, fin=False)
+        time.sleep(1.0)
+        grown = _rss_kb(pid) - before
+        check(grown < 6000, f"the read-only helper grew by {grown} kB holding 20 unfinished "
+                            f"messages of 800 kB that it will refuse")
+        rs[0].send_frame(OP_CONT, b"end", fin=True)
+        got = rs[0].recv_data(5.0)
+        check(b"error" in got, f"expected an error frame, got {short(got)}")
+        return f"grew {grown} kB"
+    finally:
+        for r in rs:
+            r.close()
+
+
+def ws_message_deadline(t):
+    """An unfinished fragmented message has a deadline (--message-timeout):
+    the first fragment and then nothing gets close 1008 after it."""
+    p, port = _own_ws(["--allow-publish", "--message-timeout", "2"])
+    r = RawWS(port, "/ws?channel=deadline").open()
+    try:
+        r.send_frame(OP_TEXT, b'{"data":"never', fin=False)
+        t0 = time.monotonic()
+        f, _ = r.expect_close(6.0)
+        dt = time.monotonic() - t0
+        check(f.close_code() == 1008, f"expected close 1008, got {f.close_code()}")
+        check(1.5 <= dt <= 4.5, f"closed after {dt:.1f}s (expected about 2-3 s)")
+        return f"1008 after {dt:.1f}s"
+    finally:
+        r.close()
+        Procs.stop(p)
+
+
 def _split_utf8(r):
     r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
     r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
@@ -996,6 +1047,8 @@ WS_CASES = [
     ("ws.close_lingering", ws_close_lingering, 60, "ws"),
     ("ws.big_resume", ws_big_resume, 40, "ws"),
     ("ws.max_row", ws_max_row, 20, "wsdirect"),
+    ("ws.unpublishable_not_kept", ws_unpublishable_not_kept, 30, "wsdirect"),
+    ("ws.message_deadline", ws_message_deadline, 20, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
