@@ -46,8 +46,8 @@ struct json *json_open(char *err, size_t err_cap)
         " json_type(?1, '$.event'), json_extract(?1, '$.event'),"
         " json_type(?1, '$.data'), json_extract(?1, '$.data'), ?1 -> '$.data'",
         "SELECT json_valid(?1), json_type(?1, ?2), json_extract(?1, ?2)",
-        "SELECT json_valid(?1), json_type(?1, ?2),"
-        " (SELECT count(*) FROM json_each(?1, ?2) WHERE type <> 'text')",
+        ("SELECT json_valid(?1), json_type(?1, ?2),"
+         " (SELECT count(*) FROM json_each(?1, ?2) WHERE type <> 'text')"),
         "SELECT value FROM json_each(?1, ?2) ORDER BY key",
     };
     for (size_t i = 0; i < STATEMENTS; i++)
