@@ -7,7 +7,8 @@
 #                        (SQLite, then PostgreSQL: make pg)
 #   make fuzz            build the libFuzzer targets and run each one briefly
 #   make demo            install what is missing, build, start a live demo on loopback
-#   make bench           benchmark against nchan (see README)
+#   make bench           benchmark against nchan, then PostgreSQL vs SQLite (see README)
+#   make bench-pg        only PostgreSQL vs SQLite
 #   make install         PREFIX=/usr/local DESTDIR=
 
 SHELL := /bin/bash
@@ -59,7 +60,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser pg demo bench clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser pg demo bench bench-pg clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -151,6 +152,9 @@ demo:
 
 bench: all bench/lpbench
 	@bench/run.sh
+
+bench-pg: all
+	@python3 bench/pg.py | tee bench/last-report-pg.txt
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cgi-bin \

@@ -140,4 +140,10 @@ done
 ELAPSED=$(( $(date +%s) - T0 ))
 cp "$RESULTS" "$BENCH/last-results.tsv"
 "$BENCH/report.sh" "$RESULTS" "$ROUNDS" "$QUICK" "$ELAPSED" | tee "$BENCH/last-report.txt"
+# PostgreSQL against SQLite, same machine, same run (bench/pg.py; also
+# alone as make bench-pg). BENCH_PG=0 leaves it out.
+if [ "${BENCH_PG:-1}" = 1 ]; then
+    echo "== PostgreSQL vs SQLite"
+    BENCH_PG_QUICK=$QUICK python3 "$BENCH/pg.py" | tee "$BENCH/last-report-pg.txt"
+fi
 [ "$SOAK_MIN" = 0 ] || run_soak

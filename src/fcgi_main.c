@@ -38,6 +38,7 @@
 #include "pool.h"
 #include "query.h"
 #include "responder.h"
+#include "store.h"
 
 /* Threads reading requests: each idle or slow client holds one for at most
  * LIMITS_FCGI_REQUEST_MS plus libfcgi's 2 s closing linger, so it takes
@@ -333,7 +334,9 @@ int main(int argc, char **argv)
         }
         pthread_detach(t);
     }
-    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads)\n", db,
+    char db_name[512];
+    fprintf(stderr, "litepush.fcgi: serving %s on %s (heartbeat %lds, %ld threads)\n",
+            store_log_name(db, db_name, sizeof db_name),
             listen_spec ? listen_spec : "fd 0", heartbeat_s, threads);
     rc = pool_run(app.pool, "litepush.fcgi", log_stats, &app);
     pool_stop(app.pool);

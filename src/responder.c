@@ -322,8 +322,12 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     conn_mark_dirty(&s->conn);
     return;
 fail:
-    fprintf(stderr, "litepush: cannot start a stream: out of memory\n");
-    mark_closing(s, false);
+    /* Out of memory, or a resume whose gap cannot be checked while the log
+     * is unreachable: end the response cleanly after the headers and the
+     * retry field, so that EventSource reconnects (an error status would
+     * make it give up). */
+    fprintf(stderr, "litepush: cannot start a stream: out of memory or the log is unreachable\n");
+    mark_closing(s, true);
     return;
 refuse:
     free(s);

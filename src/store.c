@@ -10,6 +10,21 @@ bool store_is_postgresql(const char *db)
     return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
 }
 
+const char *store_log_name(const char *db, char *buf, size_t cap)
+{
+    if (!store_is_postgresql(db))
+        return db;
+    /* scheme://user:password@host...: hide what lies between the first ':'
+     * after the scheme and the '@' of the user info. */
+    const char *user = strstr(db, "://") + 3;
+    const char *at = strchr(user, '@');
+    const char *colon = strchr(user, ':');
+    if (at == NULL || colon == NULL || colon > at)
+        return db;
+    int n = snprintf(buf, cap, "%.*s:***%s", (int)(colon - db), db, at);
+    return n > 0 && (size_t)n < cap ? buf : "postgresql://(URI too long to log)";
+}
+
 struct store *store_open(const char *db, char *err, size_t err_cap)
 {
     return store_is_postgresql(db) ? store_pg_open(db, err, err_cap)

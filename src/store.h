@@ -43,6 +43,10 @@ typedef void store_row_fn(const struct store_row *row, void *ctx);
  * rather than a SQLite file. */
 bool store_is_postgresql(const char *db);
 
+/* db as it may be logged: a PostgreSQL URI with its password replaced by
+ * "***" (written into buf[cap]), a SQLite path as it is. */
+const char *store_log_name(const char *db, char *buf, size_t cap);
+
 /* Opens the log named by db: a SQLite file (created if needed, switched to
  * WAL) or a PostgreSQL URI. Creates the schema when it is absent. On failure
  * returns NULL and writes a one-line reason into err[err_cap]. */

@@ -22,8 +22,8 @@ struct store_ops {
                              const size_t *channel_lens, size_t channel_count,
                              struct store_bounds *out);
     enum store_err (*insert)(struct store *st, const char *channel, size_t channel_len,
-                             const char *event, size_t event_len, const void *data,
-                             size_t data_len, bool is_blob, int64_t *id);
+                             const char *event, size_t event_len, const void *data, size_t data_len,
+                             bool is_blob, int64_t *id);
     const char *(*errmsg)(const struct store *st);
     enum store_err (*prune_bound_age)(struct store *st, const char *channel, int64_t created_ms,
                                       int64_t *keep_from);

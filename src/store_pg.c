@@ -16,10 +16,13 @@
  * then follow `id > cursor` exactly as on SQLite.
  *
  * Faults: when a connection drops, calls return STORE_ERR_DOWN and the
- * connection is re-made on a later call, with back-off (100 ms doubling to
+ * connection is re-made on later calls, with back-off (100 ms doubling to
  * 2 s). Nothing is lost meanwhile: the watcher's cursor is an id, and it
- * reads everything above it once the log is back. A reconnect is a
- * blocking connect bounded by connect_timeout.
+ * reads everything above it once the log is back. A reconnect does not
+ * block the loop (PQconnectStartParams, advanced by PQconnectPoll when its
+ * socket is ready); only the connects at start-up block. A host name is
+ * still resolved by a blocking getaddrinfo inside libpq: give an address
+ * (or hostaddr=) where DNS may hang.
  *
  * Stalls: every query is one round trip on the loop thread. An INSERT
  * (WebSocket publish) waits for the id lock while another publisher's
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,30 +61,28 @@ static const char SCHEMA_SQL[] =
 /* Taken by the programs while they create the schema ('lits'). */
 #define PG_SCHEMA_LOCK_KEY "1818850419"
 /* Connection defaults; the URI may override every one of them. lock_timeout
- * bounds how long a publish waits for the id lock on the loop thread. */
-static const char *const CONN_KEYS[] = {"connect_timeout", "keepalives_idle",
-                                        "keepalives_interval", "keepalives_count",
-                                        "application_name", "options", "dbname", NULL};
-#define CONN_DBNAME 6
+ * bounds how long a publish waits for the id lock on the loop thread;
+ * keepalives and tcp_user_timeout notice a server that vanished without a
+ * word (a network partition) within seconds instead of TCP's minutes. */
+static const char *const CONN_KEYS[] = {
+    "connect_timeout",  "keepalives_idle",  "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "application_name",
+    "options",          "dbname",           NULL};
 static const char *const CONN_VALUES_DEFAULT[] = {
-    "5", "10", "5", "3", "litepush", "-c lock_timeout=500 -c statement_timeout=30000", NULL,
-    NULL};
+    "5",  "10", "5", "3", "5000", "litepush", "-c lock_timeout=500 -c statement_timeout=30000",
+    NULL, NULL};
+#define CONN_DBNAME 7
 
-enum {
-    STMT_LAST_ID,
-    STMT_READ_ALL,
-    STMT_READ_CHANNELS,
-    STMT_BOUNDS,
-    STMT_INSERT,
-    STMT_COUNT
-};
+enum { STMT_LAST_ID, STMT_READ_ALL, STMT_READ_CHANNELS, STMT_BOUNDS, STMT_INSERT, STMT_COUNT };
 
 struct pgc {
-    PGconn *conn;     /* NULL while down */
+    PGconn *conn;                   /* NULL while down */
+    bool is_connecting;             /* conn is a non-blocking connect in progress */
+    PostgresPollingStatusType poll; /* its last PQconnectPoll answer */
     uint64_t retry_at_ms;
     unsigned backoff_ms;
-    int fd;           /* l: the socket registered in the epoll fd */
-    bool is_down;     /* logged as down, not yet back */
+    int fd;       /* l: the socket registered in the epoll fd */
+    bool is_down; /* logged as down, not yet back */
 };
 
 struct pg {
@@ -109,12 +111,34 @@ static void set_err(struct pg *st, const char *what, const PGconn *conn)
         st->errbuf[--n] = '\0';
 }
 
-static PGconn *connect_uri(const char *uri)
+/* A blocking connect (start-up), or the start of a non-blocking one that
+ * connect_step completes (reconnects, on the loop thread). */
+static PGconn *connect_uri(const char *uri, bool is_blocking)
 {
     const char *values[sizeof CONN_KEYS / sizeof CONN_KEYS[0]];
     memcpy(values, CONN_VALUES_DEFAULT, sizeof values);
     values[CONN_DBNAME] = uri;
-    return PQconnectdbParams(CONN_KEYS, values, 1);
+    return is_blocking ? PQconnectdbParams(CONN_KEYS, values, 1)
+                       : PQconnectStartParams(CONN_KEYS, values, 1);
+}
+
+/* Advances a non-blocking connect as far as its socket allows without
+ * waiting: 1 connected, 0 still under way, -1 failed. */
+static int connect_step(struct pgc *c)
+{
+    for (;;) {
+        if (c->poll == PGRES_POLLING_OK)
+            return 1;
+        if (c->poll == PGRES_POLLING_FAILED || PQstatus(c->conn) == CONNECTION_BAD)
+            return -1;
+        struct pollfd p = {.fd = PQsocket(c->conn),
+                           .events = c->poll == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        if (p.fd < 0)
+            return -1;
+        if (poll(&p, 1, 0) <= 0)
+            return 0;
+        c->poll = PQconnectPoll(c->conn);
+    }
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -204,27 +228,45 @@ static void drop(struct pg *st, struct pgc *c)
     c->conn = NULL;
 }
 
-/* Makes sure c is connected, reconnecting when its back-off has passed.
- * Returns false (with errbuf set) when it is not. */
-static bool ensure(struct pg *st, struct pgc *c)
+/* Makes sure c is connected. A connection that dropped is re-made once its
+ * back-off has passed: without blocking (connect_step, advanced by each
+ * later call) unless is_blocking. Returns false (with errbuf set) while it
+ * is not connected. */
+static bool ensure(struct pg *st, struct pgc *c, bool is_blocking)
 {
-    if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK)
+    if (c->conn != NULL && !c->is_connecting && PQstatus(c->conn) == CONNECTION_OK)
         return true;
-    drop(st, c);
+    if (c->conn != NULL && !c->is_connecting)
+        drop(st, c);
     uint64_t now = now_ms();
-    if (now < c->retry_at_ms) {
-        if (st->errbuf[0] == '\0')
-            snprintf(st->errbuf, sizeof st->errbuf, "PostgreSQL is unreachable");
+    if (c->conn == NULL) {
+        if (now < c->retry_at_ms) {
+            if (st->errbuf[0] == '\0')
+                snprintf(st->errbuf, sizeof st->errbuf, "PostgreSQL is unreachable");
+            return false;
+        }
+        c->conn = connect_uri(st->uri, is_blocking);
+        c->is_connecting = !is_blocking;
+        c->poll = PGRES_POLLING_WRITING; /* libpq: as if PQconnectPoll said so */
+    }
+    int step = c->conn == NULL                      ? -1
+               : c->is_connecting                   ? connect_step(c)
+               : PQstatus(c->conn) == CONNECTION_OK ? 1
+                                                    : -1;
+    if (step == 0) {
+        snprintf(st->errbuf, sizeof st->errbuf, "reconnecting to PostgreSQL");
         return false;
     }
-    PGconn *conn = connect_uri(st->uri);
-    bool ok = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+    c->is_connecting = false;
+    bool ok = step > 0;
     if (!ok)
-        set_err(st, "cannot connect to PostgreSQL", conn);
-    else
-        ok = c == &st->l ? listen_setup(st, conn) : prepare_all(st, conn);
+        set_err(st, "cannot connect to PostgreSQL", c->conn);
+    else /* a few round trips on a connection just made */
+        ok = c == &st->l ? listen_setup(st, c->conn) : prepare_all(st, c->conn);
     if (!ok) {
-        PQfinish(conn);
+        PQfinish(c->conn);
+        c->conn = NULL;
+        c->fd = -1;
         c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : PG_BACKOFF_FIRST_MS;
         if (c->backoff_ms > PG_BACKOFF_MAX_MS)
             c->backoff_ms = PG_BACKOFF_MAX_MS;
@@ -234,7 +276,6 @@ static bool ensure(struct pg *st, struct pgc *c)
         c->is_down = true;
         return false;
     }
-    c->conn = conn;
     if (c->is_down)
         fprintf(stderr, "litepush: reconnected to PostgreSQL\n");
     c->is_down = false;
@@ -270,10 +311,10 @@ static enum store_err result_error(struct pg *st, const PGresult *res)
 
 /* Runs prepared statement `stmt` with binary parameters and results.
  * Returns the result (caller PQclears) or NULL with *err set. */
-static PGresult *run(struct pg *st, int stmt, int n, const char *const *values,
-                     const int *lens, enum store_err *err)
+static PGresult *run(struct pg *st, int stmt, int n, const char *const *values, const int *lens,
+                     enum store_err *err)
 {
-    if (!ensure(st, &st->q)) {
+    if (!ensure(st, &st->q, false)) {
         *err = STORE_ERR_DOWN;
         return NULL;
     }
@@ -333,8 +374,7 @@ static bool ensure_schema(PGconn *conn, char *err, size_t err_cap)
                  "%s: the litepush schema is absent or incomplete and %s (%s). Ask the database "
                  "owner to run sql/schema-postgresql.sql, e.g. psql \"URI\" -f "
                  "sql/schema-postgresql.sql",
-                 PQdb(conn),
-                 is_denied ? "this role may not create it" : "creating it failed", msg);
+                 PQdb(conn), is_denied ? "this role may not create it" : "creating it failed", msg);
     }
     PQclear(res);
     res = PQexec(conn, ok ? "COMMIT" : "ROLLBACK");
@@ -368,7 +408,7 @@ struct store *store_pg_open(const char *uri, char *err, size_t err_cap)
     st->base.ops = &PG_OPS;
     st->epfd = -1;
     st->q.fd = st->l.fd = -1;
-    PGconn *conn = connect_uri(uri);
+    PGconn *conn = connect_uri(uri, true);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         char msg[300];
         snprintf(msg, sizeof msg, "%s", conn ? PQerrorMessage(conn) : "out of memory");
@@ -404,7 +444,7 @@ static int pg_watch_fd(const struct store *cbase)
         st->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (st->epfd < 0)
             return -1;
-        ensure(st, &st->l);
+        ensure(st, &st->l, true);
     }
     return st->epfd;
 }
@@ -417,6 +457,8 @@ static unsigned pg_poll_ms(const struct store *base)
 
 static long retry_after_us(const struct pgc *c)
 {
+    if (c->is_connecting)
+        return 5000; /* look at the connect's progress again soon */
     uint64_t now = now_ms();
     uint64_t ms = c->retry_at_ms > now ? c->retry_at_ms - now : 1;
     return (long)ms * 1000;
@@ -448,11 +490,11 @@ static enum store_change pg_changes(struct store *base, enum store_wake why, lon
         return STORE_CHANGE_NONE;
     /* A retry or the poll: re-LISTEN first, then read, so that a commit in
      * between is both read and notified rather than missed. */
-    if (!ensure(st, &st->l)) {
+    if (!ensure(st, &st->l, false)) {
         *retry_us = retry_after_us(&st->l);
         return STORE_CHANGE_NONE;
     }
-    if (!ensure(st, &st->q)) {
+    if (!ensure(st, &st->q, false)) {
         *retry_us = retry_after_us(&st->q);
         return STORE_CHANGE_NONE;
     }
@@ -479,11 +521,9 @@ static enum store_err pg_read(struct store *base, int64_t after, int64_t upto,
                               int *count)
 {
     struct pg *st = (struct pg *)base;
-    uint64_t be[3] = {htobe64((uint64_t)after), htobe64((uint64_t)upto),
-                      htobe64((uint64_t)limit)};
-    const char *values[3 + LIMITS_CHANNELS_PER_STREAM] = {(const char *)&be[0],
-                                                          (const char *)&be[1],
-                                                          (const char *)&be[2]};
+    uint64_t be[3] = {htobe64((uint64_t)after), htobe64((uint64_t)upto), htobe64((uint64_t)limit)};
+    const char *values[3 + LIMITS_CHANNELS_PER_STREAM] = {
+        (const char *)&be[0], (const char *)&be[1], (const char *)&be[2]};
     int lens[3 + LIMITS_CHANNELS_PER_STREAM] = {8, 8, 8};
     int n = 3;
     if (channel_count) {
@@ -496,8 +536,8 @@ static enum store_err pg_read(struct store *base, int64_t after, int64_t upto,
     }
     *count = 0;
     enum store_err err;
-    PGresult *res = run(st, channel_count ? STMT_READ_CHANNELS : STMT_READ_ALL, n, values, lens,
-                        &err);
+    PGresult *res =
+        run(st, channel_count ? STMT_READ_CHANNELS : STMT_READ_ALL, n, values, lens, &err);
     if (res == NULL)
         return err;
     int rows = PQntuples(res);
@@ -574,11 +614,10 @@ static const char *pg_errmsg(const struct store *base)
  * Ad-hoc statements with text parameters: $1 the channel (NULL: every
  * channel, and the statement's whole-log form), $2 and $3 integers. */
 
-static enum store_err prune_query(struct pg *st, const char *sql, const char *channel,
-                                  int64_t a2, int64_t a3, int64_t *out, int n_out,
-                                  int64_t *changed)
+static enum store_err prune_query(struct pg *st, const char *sql, const char *channel, int64_t a2,
+                                  int64_t a3, int64_t *out, int n_out, int64_t *changed)
 {
-    if (!ensure(st, &st->q))
+    if (!ensure(st, &st->q, false))
         return STORE_ERR_DOWN;
     char s2[24], s3[24];
     snprintf(s2, sizeof s2, "%lld", (long long)a2);
@@ -619,8 +658,7 @@ static enum store_err pg_prune_bound_rows(struct store *base, const char *channe
 {
     *keep_from = 0;
     if (keep_rows <= 0)
-        return prune_query((struct pg *)base,
-                           "SELECT coalesce(max(id), 0) + 1 FROM messages",
+        return prune_query((struct pg *)base, "SELECT coalesce(max(id), 0) + 1 FROM messages",
                            channel, 0, 0, keep_from, 1, NULL);
     return prune_query((struct pg *)base,
                        channel ? "SELECT id FROM messages WHERE channel = $1"
@@ -634,13 +672,13 @@ static enum store_err pg_prune_count(struct store *base, const char *channel, in
                                      int64_t *rows, int64_t *min_id, int64_t *max_id)
 {
     int64_t v[3] = {0, 0, 0};
-    enum store_err err = prune_query(
-        (struct pg *)base,
-        channel ? "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
-                  " FROM messages WHERE channel = $1 AND id < $2"
-                : "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
-                  " FROM messages WHERE $1::text IS NULL AND id < $2",
-        channel, keep_from, 0, v, 3, NULL);
+    enum store_err err =
+        prune_query((struct pg *)base,
+                    channel ? "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                              " FROM messages WHERE channel = $1 AND id < $2"
+                            : "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0)"
+                              " FROM messages WHERE $1::text IS NULL AND id < $2",
+                    channel, keep_from, 0, v, 3, NULL);
     *rows = v[0];
     *min_id = v[1];
     *max_id = v[2];
@@ -654,7 +692,7 @@ static enum store_err pg_prune_batch(struct store *base, const char *channel, in
     int64_t v[2] = {0, 0}, changed = 0;
     *deleted = 0;
     *max_deleted_id = 0;
-    if (!ensure(st, &st->q))
+    if (!ensure(st, &st->q, false))
         return STORE_ERR_DOWN;
     PGresult *res = PQexec(st->q.conn, "BEGIN");
     PQclear(res);

@@ -378,8 +378,9 @@ static enum store_change sq_changes(struct store *base, enum store_wake why, lon
 }
 
 static enum store_err sq_read(struct store *base, int64_t after, int64_t upto,
-                          const char *const *channels, const size_t *channel_lens,
-                          size_t channel_count, int limit, store_row_fn *fn, void *ctx, int *count)
+                              const char *const *channels, const size_t *channel_lens,
+                              size_t channel_count, int limit, store_row_fn *fn, void *ctx,
+                              int *count)
 {
     struct sq *st = (struct sq *)base;
     sqlite3_stmt *stmt = channel_count ? st->read_channels : st->read_all;
@@ -537,8 +538,8 @@ static enum store_err prune_integers(sqlite3_stmt *stmt, int64_t *out, int n)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : step_error(rc);
 }
 
-static enum store_err sq_prune_bound_age(struct store *base, const char *channel, int64_t created_ms,
-                                     int64_t *keep_from)
+static enum store_err sq_prune_bound_age(struct store *base, const char *channel,
+                                         int64_t created_ms, int64_t *keep_from)
 {
     struct sq *st = (struct sq *)base;
     /* One statement is one read transaction: the two figures agree. */
@@ -554,8 +555,8 @@ static enum store_err sq_prune_bound_age(struct store *base, const char *channel
         keep_from, 1);
 }
 
-static enum store_err sq_prune_bound_rows(struct store *base, const char *channel, int64_t keep_rows,
-                                      int64_t *keep_from)
+static enum store_err sq_prune_bound_rows(struct store *base, const char *channel,
+                                          int64_t keep_rows, int64_t *keep_from)
 {
     struct sq *st = (struct sq *)base;
     static const char ABOVE_ALL[] = "SELECT coalesce(max(id), 0) + 1 FROM messages";
@@ -572,7 +573,7 @@ static enum store_err sq_prune_bound_rows(struct store *base, const char *channe
 }
 
 static enum store_err sq_prune_count(struct store *base, const char *channel, int64_t keep_from,
-                                 int64_t *rows, int64_t *min_id, int64_t *max_id)
+                                     int64_t *rows, int64_t *min_id, int64_t *max_id)
 {
     struct sq *st = (struct sq *)base;
     int64_t v[3] = {0, 0, 0};
@@ -591,7 +592,7 @@ static enum store_err sq_prune_count(struct store *base, const char *channel, in
 }
 
 static enum store_err sq_prune_batch(struct store *base, const char *channel, int64_t keep_from,
-                                 int batch_rows, int64_t *deleted, int64_t *max_deleted_id)
+                                     int batch_rows, int64_t *deleted, int64_t *max_deleted_id)
 {
     struct sq *st = (struct sq *)base;
     int64_t v[2] = {0, 0};

@@ -375,13 +375,16 @@ static void publish(struct ws_conn *c, bool is_text)
     }
     if (err != STORE_OK) {
         fprintf(stderr, "litepush-ws: publish failed: %s\n", store_errmsg(env->set.source.store));
-        reply_error(c, err == STORE_ERR_BUSY ? "database is busy, try again"
-                                             : "database error, message not stored");
+        reply_error(c, err == STORE_ERR_BUSY   ? "database is busy, try again"
+                       : err == STORE_ERR_DOWN ? "database unreachable, try again"
+                                               : "database error, message not stored");
         return;
     }
     env->stats->published++;
-    /* Our own commit does not change data_version for our connection:
-     * publish it now, to the sender and everyone else. */
+    /* Our own commit does not change data_version for our connection (and
+     * PostgreSQL's NOTIFY would only come later): publish it now, to the
+     * sender and everyone else. On PostgreSQL the INSERT is one round trip
+     * on this loop, waiting at most lock_timeout for the id lock. */
     watcher_catch_up(env->set.watcher);
 }
 

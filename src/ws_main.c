@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "pool.h"
 #include "ws_handshake.h"
+#include "store.h"
 #include "ws_server.h"
 
 #define LISTEN_BACKLOG 4096
@@ -300,7 +301,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s\n", db, listen_spec, threads,
+    char db_name[512];
+    fprintf(stderr, "litepush-ws: serving %s on %s with %ld threads%s\n",
+            store_log_name(db, db_name, sizeof db_name), listen_spec, threads,
             cfg->is_publish_allowed ? " (publishing allowed)" : "");
     rc = pool_run(app.pool, "litepush-ws", log_stats, &app);
     close(listen_fd); /* no new clients while the workers say goodbye */

@@ -395,6 +395,41 @@ def pg_restart_midstream(_):
     return f"down {down:.1f}s"
 
 
+def restart_resume_while_down(_):
+    """A client that resumes while PostgreSQL is away is turned away (the gap
+    check needs the log) and gets every row once it is back; a WebSocket
+    publish meanwhile is refused with a reason, the connection stays open."""
+    h = hosts(1)[0]
+    ch = f"rd{os.urandom(3).hex()}"
+    ids = insert(ch, "r", 3)
+    w = h.wsc(f"channel={ch}")
+    PG.stop("immediate")
+    try:
+        s = Stream(h.port, f"/events?channel={ch}", headers={"Last-Event-ID": str(ids[0])})
+        s.open()
+        s.wait(lambda: s.eof, 5, "the resumed stream to end while the log is away")
+        check(s.events == [], f"rows delivered without the log: {s.events}")
+        s.close()
+        w.send_frame(ws_raw.OP_TEXT, json.dumps({"channel": ch, "data": "while down"}))
+        reply = json.loads(w.recv_data(timeout=5))
+        check("unreachable" in reply.get("error", ""), f"publish while down: {reply}")
+    finally:
+        PG.start()
+    # As EventSource does: reconnect after the retry time until it streams.
+    deadline = time.monotonic() + 15
+    while True:
+        s = Stream(h.port, f"/events?channel={ch}", headers={"Last-Event-ID": str(ids[0])})
+        s.open()
+        s.wait(lambda: s.eof or len(s.events) >= 2, 10, "rows or the end of the stream")
+        if len(s.events) >= 2 or time.monotonic() > deadline:
+            break
+        s.close()
+        time.sleep(0.5)
+    expect_exact([int(e["id"]) for e in s.events], ids[1:], "resumed once the log is back")
+    s.close()
+    w.close()
+
+
 def prune_and_reset(_):
     """litepush-prune on PostgreSQL, then a resume from a pruned id gets
     litepush.reset (history-pruned); one ahead of the log gets ahead-of-log."""
@@ -456,6 +491,7 @@ CASES = [
     ("hosts.fanout_once", hosts_fanout_once, 30),
     ("hosts.failover", hosts_failover, 40),
     ("restart.midstream", pg_restart_midstream, 60),
+    ("restart.resume_while_down", restart_resume_while_down, 40),
     ("prune.reset", prune_and_reset, 30),
     ("admin.views", admin_views, 30),
 ]
