@@ -485,7 +485,12 @@ static enum store_err sq_insert(struct store *base, const char *channel, size_t 
         sqlite3_bind_blob64(stmt, 3, data, data_len, SQLITE_STATIC);
     else
         sqlite3_bind_text64(stmt, 3, data, data_len, SQLITE_STATIC, SQLITE_UTF8);
+    /* An INSERT runs on an event loop: it must not wait there for another
+     * connection's write lock. BUSY comes back at once and the caller
+     * retries off the loop (ws_conn.c). */
+    sqlite3_busy_timeout(st->db, 0);
     int rc = sqlite3_step(stmt);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE)

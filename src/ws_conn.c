@@ -49,6 +49,14 @@
 #define READS_PER_WAKE 4
 /* How long we wait for the peer's close frame or end of stream. */
 #define CLOSE_TIMEOUT_MS 3000
+/* A publish that meets another connection's write lock (an application's
+ * transaction) does not wait on the loop: it is kept and retried on a
+ * timer, the delay doubling from PUBLISH_RETRY_MIN_MS to
+ * PUBLISH_RETRY_MAX_MS, for PUBLISH_WAIT_MS in all, then refused as busy.
+ * One publish per connection waits; another meanwhile is refused at once. */
+#define PUBLISH_WAIT_MS 2000
+#define PUBLISH_RETRY_MIN_MS 1
+#define PUBLISH_RETRY_MAX_MS 50
 
 static const char *const SUBPROTOCOLS[] = {"litepush.v1"};
 
@@ -66,6 +74,13 @@ struct ws_conn {
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
     uint64_t msg_start_ms; /* first frame of the message in flight; 0: none */
+    /* a publish waiting for the write lock */
+    struct loop_timer publish_timer;
+    struct deflate_buf pending;
+    bool is_pending;
+    bool is_pending_text;
+    uint64_t pending_since_ms;
+    unsigned pending_delay_ms;
     /* handshake */
     char *head;
     size_t head_len;
@@ -346,29 +361,30 @@ static void reply_error(struct ws_conn *c, const char *reason)
     queue_frame_copy(c, WS_FRAME_OP_TEXT, body, (size_t)n);
 }
 
-static void publish(struct ws_conn *c, bool is_text)
+/* One INSERT for a client message; *reason is set for STORE_ERR_INPUT. */
+static enum store_err insert_message(struct ws_conn *c, const uint8_t *data, size_t len,
+                                     bool is_text, const char **reason)
 {
     struct ws_conn_env *env = c->env;
-    if (!env->cfg->is_publish_allowed) {
-        reply_error(c, "publishing is not enabled on this server");
-        return;
-    }
     int64_t id;
-    const char *reason = NULL;
-    enum store_err err;
+    *reason = NULL;
     if (is_text) {
         struct json_publish pub;
-        reason = json_parse_publish(env->json, (const char *)c->msg.data, c->msg.len, &pub);
-        err = reason != NULL
-                  ? STORE_ERR_INPUT
-                  : store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
-                                 pub.event_len, pub.data, pub.data_len, false, &id);
-    } else {
-        /* An open connection's feed has at least one channel. */
-        err = store_insert(env->set.source.store, c->conn.feed.channels[0],
-                           c->conn.feed.channel_lens[0], NULL, 0,
-                           c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
+        *reason = json_parse_publish(env->json, (const char *)data, len, &pub);
+        if (*reason != NULL)
+            return STORE_ERR_INPUT;
+        return store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
+                            pub.event_len, pub.data, pub.data_len, false, &id);
     }
+    /* An open connection's feed has at least one channel. */
+    return store_insert(env->set.source.store, c->conn.feed.channels[0],
+                        c->conn.feed.channel_lens[0], NULL, 0, data ? (const void *)data : "", len,
+                        true, &id);
+}
+
+static void publish_done(struct ws_conn *c, enum store_err err, const char *reason)
+{
+    struct ws_conn_env *env = c->env;
     if (err == STORE_ERR_INPUT) {
         reply_error(c, reason);
         return;
@@ -386,6 +402,61 @@ static void publish(struct ws_conn *c, bool is_text)
      * sender and everyone else. On PostgreSQL the INSERT is one round trip
      * on this loop, waiting at most lock_timeout for the id lock. */
     watcher_catch_up(env->set.watcher);
+}
+
+static void drop_pending(struct ws_conn *c)
+{
+    loop_timer_cancel(c->env->set.loop, &c->publish_timer);
+    deflate_buf_free(&c->pending);
+    c->is_pending = false;
+}
+
+static void on_publish_retry(struct loop_timer *t)
+{
+    struct ws_conn *c = LOOP_CONTAINER(t, struct ws_conn, publish_timer);
+    if (c->conn.is_closing || c->state != CONN_OPEN) {
+        drop_pending(c);
+        return;
+    }
+    const char *reason;
+    enum store_err err =
+        insert_message(c, c->pending.data, c->pending.len, c->is_pending_text, &reason);
+    struct loop *loop = c->env->set.loop;
+    if (err == STORE_ERR_BUSY && loop_now_ms(loop) - c->pending_since_ms < PUBLISH_WAIT_MS) {
+        if (c->pending_delay_ms < PUBLISH_RETRY_MAX_MS)
+            c->pending_delay_ms *= 2;
+        loop_timer_arm(loop, &c->publish_timer, c->pending_delay_ms);
+        return;
+    }
+    publish_done(c, err, reason);
+    drop_pending(c);
+}
+
+static void publish(struct ws_conn *c, bool is_text)
+{
+    if (!c->env->cfg->is_publish_allowed) {
+        reply_error(c, "publishing is not enabled on this server");
+        return;
+    }
+    if (c->is_pending) {
+        reply_error(c, "database is busy, try again");
+        return;
+    }
+    const char *reason;
+    enum store_err err = insert_message(c, c->msg.data, c->msg.len, is_text, &reason);
+    if (err == STORE_ERR_BUSY) {
+        /* Take the message over; end_message then finds an empty buffer. */
+        c->pending = c->msg;
+        c->msg = (struct deflate_buf){0};
+        c->is_pending = true;
+        c->is_pending_text = is_text;
+        c->pending_since_ms = loop_now_ms(c->env->set.loop);
+        c->pending_delay_ms = PUBLISH_RETRY_MIN_MS;
+        c->publish_timer.on_due = on_publish_retry;
+        loop_timer_arm(c->env->set.loop, &c->publish_timer, c->pending_delay_ms);
+        return;
+    }
+    publish_done(c, err, reason);
 }
 
 static void end_message(struct ws_conn *c)
@@ -566,6 +637,7 @@ static void ws_flush(struct conn *conn)
 static void ws_free(struct conn *conn)
 {
     struct ws_conn *c = ws_conn_of(conn);
+    drop_pending(c);
     conn_release(conn);
     deflate_buf_free(&c->msg);
     deflate_inflater_free(&c->inflater);

@@ -598,6 +598,54 @@ def ws_message_deadline(t):
         Procs.stop(p)
 
 
+def ws_publish_under_lock(t):
+    """An application holds the write lock (BEGIN IMMEDIATE) for 1.2 s
+    while a client publishes: the publish waits off the event loop and goes
+    in once the lock is free (its row arrives), and meanwhile another
+    client of the same loop gets its pong at once. The INSERT used to wait
+    on the loop for the lock (2 s busy timeout), freezing every connection
+    of that loop."""
+    import sqlite3
+    p, port = _own_ws(["--allow-publish", "--threads", "1"])
+    c = t.ch("lock")
+    pub = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}")
+    other = RawWS(port, "/ws?channel=other").open()
+    hold = threading.Event()
+    done = threading.Event()
+
+    def app():
+        db = sqlite3.connect(ENV.db.path, timeout=10, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO messages(channel, data) VALUES('lock.app', 'x')")
+        hold.set()
+        time.sleep(1.2)
+        db.execute("COMMIT")
+        db.close()
+        done.set()
+
+    th = threading.Thread(target=app, daemon=True)
+    try:
+        pub.open()
+        th.start()
+        check(hold.wait(5), "the application could not take the write lock")
+        pub.publish({"channel": c, "data": "under lock"})
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        other.ping_pong(b"are you frozen")
+        rtt = time.monotonic() - t0
+        check(rtt < 0.4, f"a pong took {rtt:.2f}s while a publish waited for the lock")
+        got = pub.wait_messages(1, timeout=5)
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1 and got == [row(ids[0], c, "under lock")],
+              f"the publish should go in after the lock: got {short(got)}, rows {ids}")
+        return f"pong in {rtt * 1000:.0f} ms during the lock"
+    finally:
+        done.wait(5)
+        pub.quit()
+        other.close()
+        Procs.stop(p)
+
+
 def _split_utf8(r):
     r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
     r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
@@ -1049,6 +1097,7 @@ WS_CASES = [
     ("ws.max_row", ws_max_row, 20, "wsdirect"),
     ("ws.unpublishable_not_kept", ws_unpublishable_not_kept, 30, "wsdirect"),
     ("ws.message_deadline", ws_message_deadline, 20, "wsdirect"),
+    ("ws.publish_under_lock", ws_publish_under_lock, 30, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
