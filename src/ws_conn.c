@@ -37,6 +37,7 @@
 #include "json.h"
 #include "loop.h"
 #include "outq.h"
+#include "peer_limit.h"
 #include "payload.h"
 #include "query.h"
 #include "store.h"
@@ -74,6 +75,8 @@ struct ws_conn {
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
     uint64_t msg_start_ms; /* first frame of the message in flight; 0: none */
+    bool has_peer_slot;    /* counted in cfg->peers under peer_addr */
+    uint8_t peer_addr[PEER_LIMIT_ADDR_LEN];
     /* a publish waiting for the write lock */
     struct loop_timer publish_timer;
     struct deflate_buf pending;
@@ -226,6 +229,20 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     if (!origin_allowed(cfg, req)) {
         refuse(c, 403, "origin not allowed", 0);
         return;
+    }
+    if (cfg->peers != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t ss_len = sizeof ss;
+        if (getpeername(c->conn.io.fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
+            peer_limit_client_addr(&ss, ss_len, req->forwarded_for.ptr, req->forwarded_for.len,
+                                   c->peer_addr)) {
+            if (!peer_limit_take(cfg->peers, c->peer_addr)) {
+                c->env->stats->refused_full++;
+                refuse(c, 503, "too many connections from this address", 5);
+                return;
+            }
+            c->has_peer_slot = true;
+        }
     }
     char *scratch = malloc(req->query.len + 1);
     struct query_request q;
@@ -638,6 +655,8 @@ static void ws_free(struct conn *conn)
 {
     struct ws_conn *c = ws_conn_of(conn);
     drop_pending(c);
+    if (c->has_peer_slot)
+        peer_limit_give(c->env->cfg->peers, c->peer_addr);
     conn_release(conn);
     deflate_buf_free(&c->msg);
     deflate_inflater_free(&c->inflater);

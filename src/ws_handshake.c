@@ -328,6 +328,9 @@ static enum ws_handshake_err parse_header(struct ws_handshake_slice line,
         if (++seen->origin > 1)
             return WS_HANDSHAKE_ERR_ORIGIN;
         req->origin = value;
+    } else if (ci_equal(name.ptr, name.len, "x-forwarded-for")) {
+        /* A proxy appends to the last line; only a trusted proxy's is read. */
+        req->forwarded_for = value;
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-protocol")) {
         return add_protocols(value, req);
     } else if (ci_equal(name.ptr, name.len, "sec-websocket-extensions")) {

@@ -75,6 +75,7 @@ struct ws_handshake_req {
     struct ws_handshake_slice host;          /* Host value (never empty) */
     struct ws_handshake_slice key;           /* Sec-WebSocket-Key as sent (24 chars) */
     struct ws_handshake_slice origin;        /* Origin; ptr NULL when absent */
+    struct ws_handshake_slice forwarded_for; /* the last X-Forwarded-For line; NULL when absent */
     /* Offered subprotocols in the client's order of preference, all
      * Sec-WebSocket-Protocol lines combined (RFC 7230 §3.2.2). */
     struct ws_handshake_slice protocols[WS_HANDSHAKE_PROTOCOLS_MAX];

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "input_limits.h"
 #include "listen.h"
+#include "peer_limit.h"
 #include "loop.h"
 #include "pool.h"
 #include "ws_handshake.h"
@@ -38,6 +39,7 @@ static const char USAGE[] =
     "                   [--max-message BYTES] [--ping SECONDS] [--max-connections N]\n"
     "                   [--queue-bytes N] [--origin ORIGIN]... [--no-deflate]\n"
     "                   [--threads N] [--socket-mode MODE] [--max-row BYTES]\n"
+    "                   [--max-per-address N] [--message-timeout SECONDS]\n"
     "\n"
     "WebSocket (RFC 6455) server for the litepush log, meant to sit behind Apache\n"
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
@@ -59,6 +61,10 @@ static const char USAGE[] =
     "                        (default 1048576); it resumes with lastEventId\n"
     "  --message-timeout SECONDS  a client message (all its fragments) must\n"
     "                        arrive within this time, else close 1008 (default 30)\n"
+    "  --max-per-address N   connections one client address may hold (default\n"
+    "                        256; 0: no cap); behind a proxy on loopback (the web\n"
+    "                        server) the address is the last X-Forwarded-For entry;\n"
+    "                        beyond it, 503 with Retry-After\n"
     "  --max-row BYTES       the most data bytes a row may have to be sent (default\n"
     "                        16777216); a bigger row goes out as an event\n"
     "                        litepush.skipped with its id\n"
@@ -223,7 +229,7 @@ int main(int argc, char **argv)
     struct ws_conn_config *cfg = &app.cfg;
     *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
-    long message_timeout_s = 30;
+    long message_timeout_s = 30, max_per_address = 256;
     struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
@@ -236,6 +242,7 @@ int main(int argc, char **argv)
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
         {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
         {"message-timeout", CLI_NUMBER, &message_timeout_s, 1, 3600},
+        {"max-per-address", CLI_NUMBER, &max_per_address, 0, 1000000},
         {"origin", CLI_LIST, &origin_list, 0, 0},
         {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
         {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
@@ -262,6 +269,10 @@ int main(int argc, char **argv)
     cfg->queue_cap = (size_t)queue_bytes;
     cfg->max_row = (size_t)max_row;
     cfg->message_timeout_ms = (unsigned)message_timeout_s * 1000;
+    if (max_per_address > 0 && (cfg->peers = peer_limit_new((size_t)max_per_address)) == NULL) {
+        fputs("litepush-ws: cannot set up --max-per-address (out of memory)\n", stderr);
+        return 1;
+    }
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
@@ -310,5 +321,6 @@ int main(int argc, char **argv)
     pool_stop(app.pool);
     log_stats(&app);
     pool_free(app.pool);
+    peer_limit_free(cfg->peers);
     return rc == 0 ? 0 : 1;
 }

@@ -646,6 +646,78 @@ def ws_publish_under_lock(t):
         Procs.stop(p)
 
 
+def _status(r):
+    r.read_head()
+    return r.status
+
+
+def ws_max_per_address(t):
+    """--max-per-address: behind a proxy on loopback (the web server) each
+    X-Forwarded-For address may hold that many connections, the next gets
+    503 with Retry-After, another address is not affected, and a closed
+    connection frees its slot. A client that is not on loopback cannot
+    choose its address with X-Forwarded-For."""
+    port = free_port()
+    logf = open(os.path.join(ENV.dir, f"ws-peraddr-{port}.log"), "ab")
+    p = PROCS.start([WS_BIN, "--db", ENV.db.path, "--listen", f"0.0.0.0:{port}",
+                     "--max-per-address", "2"], stdout=logf, stderr=logf)
+    logf.close()
+    conns = []
+    try:
+        wait_until(lambda: tcp_listening(port) or p.poll() is not None, 5, "litepush-ws to listen")
+        xff = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+        conns = [RawWS(port, "/ws", headers=xff).open() for _ in range(2)]
+        third = RawWS(port, "/ws", headers=xff)
+        st = _status(third)
+        hd = dict(third.headers)
+        third.close()
+        check(st == 503 and hd.get("retry-after", "").isdigit(),
+              f"third connection of 203.0.113.7: expected 503 with Retry-After, got {st} {hd}")
+        other = RawWS(port, "/ws", headers={"X-Forwarded-For": "203.0.113.8"}).open()
+        conns.append(other)
+        local = [RawWS(port, "/ws").open() for _ in range(3)]     # loopback, nothing forwarded
+        conns += local
+        conns[0].close()
+        again = wait_until(lambda: _try_open_with(port, xff), 5, "a slot after one closed",
+                           interval=0.1)
+        conns.append(again)
+        note = "203.0.113.7: 2 then 503; 203.0.113.8 and local clients unaffected"
+        ip = _local_ip()
+        if ip is not None:
+            spoof = {"X-Forwarded-For": "192.0.2.99"}
+            remote = [RawWS(port, "/ws", headers=spoof, source=ip) for _ in range(3)]
+            sts = [_status(r) for r in remote]
+            for r in remote:
+                r.close()
+            check(sts == [101, 101, 503], f"a non-loopback client ({ip}) sending X-Forwarded-For "
+                                          f"should be counted by its own address: got {sts}")
+            note += f"; {ip} counted as itself"
+        return note
+    finally:
+        for c in conns:
+            c.close()
+        Procs.stop(p)
+
+
+def _try_open_with(port, headers):
+    r = RawWS(port, "/ws", headers=headers)
+    try:
+        return r.open()
+    except Fail:
+        r.close()
+        return None
+
+
+def _local_ip():
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.connect(("192.0.2.1", 9))
+            ip = u.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip
+
+
 def _split_utf8(r):
     r.send_frame(OP_TEXT, b'{"data":"ab\xf0\x9f', fin=False)
     r.ping_pong(b"after half a sequence")   # not an error yet: the sequence may go on
@@ -1098,6 +1170,7 @@ WS_CASES = [
     ("ws.unpublishable_not_kept", ws_unpublishable_not_kept, 30, "wsdirect"),
     ("ws.message_deadline", ws_message_deadline, 20, "wsdirect"),
     ("ws.publish_under_lock", ws_publish_under_lock, 30, "wsdirect"),
+    ("ws.max_per_address", ws_max_per_address, 30, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
     ("ws.deflate_raw_bomb", ws_deflate_raw, 20, "ws"),
