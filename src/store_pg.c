@@ -185,7 +185,7 @@ static bool prepare_all(struct pg *st, PGconn *conn)
                          4, insert_types},
     };
     for (int i = 0; i < STMT_COUNT; i++) {
-        char name[8];
+        char name[16]; /* "s" and any int: room for -Wformat-truncation at -O1 */
         snprintf(name, sizeof name, "s%d", i);
         PGresult *res = PQprepare(conn, name, prep[i].sql, prep[i].params, prep[i].types);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
