@@ -903,12 +903,18 @@ def slow_client_dropped(_):
     try:
         time.sleep(0.5)
         mark = len(ENV.main.log_tail(1000))
-        for _ in range(12):        # 12 commits of 1 MB; the client reads none of it
+        dropped = lambda: "dropped" in ENV.main.log_tail(1000)[mark:]
+        # Commits of 1 MB that the client reads none of, until it is dropped:
+        # what one step queued is forgiven, what piles up after is not.
+        for n in range(1, 41):
             ENV.db.run(f"INSERT INTO messages(channel, data) VALUES({DB.text(ch)}, "
                        "substr(hex(zeroblob(500000)), 1, 1000000));")
-        wait_until(lambda: "dropped" in ENV.main.log_tail(1000)[mark:], 10,
-                   "the responder to drop a client that reads nothing")
-        return ENV.main.log_tail(1000)[mark:].strip().splitlines()[-1][:160]
+            time.sleep(0.05)
+            if dropped():
+                break
+        wait_until(dropped, 5, "the responder to drop a client that reads nothing")
+        line = ENV.main.log_tail(1000)[mark:].strip().splitlines()[-1]
+        return f"after {n} MB: {line[:140]}"
     finally:
         c.close()
 

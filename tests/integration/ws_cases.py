@@ -569,7 +569,9 @@ def ws_unpublishable_not_kept(t):
             r.send_frame(OP_TEXT, part, fin=False)
         time.sleep(1.0)
         grown = _rss_kb(pid) - before
-        check(grown < 6000, f"the read-only helper grew by {grown} kB holding 20 unfinished "
+        # 16 MB if kept; a ThreadSanitizer build adds shadow memory for what
+        # it touches, so the bound is half of that, not zero.
+        check(grown < 8000, f"the read-only helper grew by {grown} kB holding 20 unfinished "
                             f"messages of 800 kB that it will refuse")
         rs[0].send_frame(OP_CONT, b"end", fin=True)
         got = rs[0].recv_data(5.0)
