@@ -43,6 +43,14 @@ class Skip(Exception):
     """The case cannot run here (what it needs is not part of this build)."""
 
 
+def sqlite_only():
+    """For a case that writes SQLite-specific SQL (randomblob, printf,
+    CAST(X'FF' AS TEXT): bytes PostgreSQL's TEXT cannot hold) or opens the
+    file itself: skipped on the PostgreSQL run, covered by the SQLite one."""
+    if STORE == "pg":
+        raise Skip("SQLite-specific SQL; covered by the SQLite run")
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)

@@ -39,7 +39,7 @@ import traceback
 import fault_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
-                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_open, fcgi_request, fd_count, settle_fds,
+                     Responder, RETRY_MS, ROOT, Target, alive, check, sqlite_only, fcgi_open, fcgi_request, fd_count, settle_fds,
                      free_port, http_once, short, tcp_listening, wait_until)
 
 VERBOSE = False
@@ -579,6 +579,7 @@ def utf8_row(t):
     """A row written by SQL with bytes that are not UTF-8 in its event and
     data (event=CAST(X'FF' AS TEXT)) goes out as valid UTF-8, each invalid
     sequence as U+FFFD, and the stream goes on; a resume across it too."""
+    sqlite_only()
     ch = t.ch("u8")
     s = t.stream(f"channel={ch}").open()
     try:
@@ -811,6 +812,7 @@ def big_blob_resume(t):
     """A resume across a 900 000-byte BLOB row (1.2 MB of base64, over the
     1 MiB queue limit) delivers it and the row after it; it used to be
     dropped as "too slow" before its headers, on every retry."""
+    sqlite_only()
     ch = t.ch("bigblob")
     before = ENV.db.max_issued()
     big = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, 'big', "
@@ -830,6 +832,7 @@ def heavy_resume(t):
     """300 rows of 5 000 bytes resumed from before the first: every row
     arrives (they used to be queued in one 256-row batch of 1.3 MB, over
     the limit, and the stream was dropped every time)."""
+    sqlite_only()
     ch = t.ch("heavy")
     before = ENV.db.max_issued()
     ENV.db.run(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
@@ -848,6 +851,7 @@ def big_commit_live(t):
     """One commit of 300 rows of 5 000 bytes (1.5 MB, over the limit) in
     one channel reaches every live subscriber: none is dropped for what
     the server queued in one step."""
+    sqlite_only()
     ch = t.ch("commit")
     subs = [t.stream(f"channel={ch}").open() for _ in range(3)]
     try:
@@ -870,6 +874,7 @@ def max_row(_):
     it goes out as an event litepush.skipped with the row's id (so the
     client's last id moves past it) and the reason, and the stream goes on;
     a resume across it does the same."""
+    sqlite_only()
     port = free_port()
     r = Responder(ENV, "responder-maxrow", f"127.0.0.1:{port}", extra=("--max-row", "100000"))
     r.start()
@@ -896,6 +901,7 @@ def slow_client_dropped(_):
     """The slow-client rule still holds: a FastCGI client that sends its
     request and then never reads is dropped once rows it did not take pass
     the queue limit (it would resume from the log)."""
+    sqlite_only()
     ch = f"slow.{os.urandom(3).hex()}"
     params = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"channel={ch}", "SCRIPT_NAME": "/events",
               "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}

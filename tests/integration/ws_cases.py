@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from harness import (DB, PROCS, NodeWS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
+from harness import (sqlite_only, DB, PROCS, NodeWS, WS_BIN, WS_MAX_MESSAGE, Fail, Procs, Stream, alive, check,
                      fd_count, free_port, settle_fds, short, tcp_listening, wait_until)
 from ws_raw import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, close_payload,
                     deflate_message, frame)
@@ -115,6 +115,7 @@ def ws_utf8_row(t):
     CAST(X'FF' AS TEXT)) reaches a WebSocket subscriber as valid UTF-8
     (U+FFFD); before, the text frame failed the client (1007) and every
     resume hit the same row again. Text data that is not UTF-8 is base64."""
+    sqlite_only()
     c = t.ch("u8")
     n = NodeWS(t.url(f"channel={c}"))
     try:
@@ -505,6 +506,7 @@ def ws_big_resume(t):
     """Over WebSocket too: a resume across a 900 000-byte BLOB row and 300
     rows of 5 000 bytes delivers every row (each was over the 1 MiB queue
     limit in one step, and the connection was dropped every time)."""
+    sqlite_only()
     c = t.ch("bigws")
     before = ENV.db.max_issued()
     ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(c)}, 'big', "
@@ -528,6 +530,7 @@ def ws_big_resume(t):
 def ws_max_row(t):
     """Over WebSocket: a row over --max-row arrives as a row object with
     event litepush.skipped, its id and the reason; the next row follows."""
+    sqlite_only()
     p, port = _own_ws(["--max-row", "100000"])
     c = t.ch("maxrow")
     before = ENV.db.max_issued()
@@ -607,6 +610,7 @@ def ws_publish_under_lock(t):
     client of the same loop gets its pong at once. The INSERT used to wait
     on the loop for the lock (2 s busy timeout), freezing every connection
     of that loop."""
+    sqlite_only()
     import sqlite3
     p, port = _own_ws(["--allow-publish", "--threads", "1"])
     c = t.ch("lock")
