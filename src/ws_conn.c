@@ -54,10 +54,14 @@
  * transaction) does not wait on the loop: it is kept and retried on a
  * timer, the delay doubling from PUBLISH_RETRY_MIN_MS to
  * PUBLISH_RETRY_MAX_MS, for PUBLISH_WAIT_MS in all, then refused as busy.
- * One publish per connection waits; another meanwhile is refused at once. */
+ * One publish per connection waits; another meanwhile is refused at once.
+ * A backend that itself waited before saying busy (PostgreSQL's
+ * lock_timeout: the attempt took PUBLISH_WAITED_MS or more) is not asked
+ * again: the publish is refused as busy at once, as before. */
 #define PUBLISH_WAIT_MS 2000
 #define PUBLISH_RETRY_MIN_MS 1
 #define PUBLISH_RETRY_MAX_MS 50
+#define PUBLISH_WAITED_MS 20
 
 static const char *const SUBPROTOCOLS[] = {"litepush.v1"};
 
@@ -436,10 +440,12 @@ static void on_publish_retry(struct loop_timer *t)
         return;
     }
     const char *reason;
+    uint64_t t0 = loop_clock_ms();
     enum store_err err =
         insert_message(c, c->pending.data, c->pending.len, c->is_pending_text, &reason);
     struct loop *loop = c->env->set.loop;
-    if (err == STORE_ERR_BUSY && loop_now_ms(loop) - c->pending_since_ms < PUBLISH_WAIT_MS) {
+    if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS &&
+        loop_clock_ms() - c->pending_since_ms < PUBLISH_WAIT_MS) {
         if (c->pending_delay_ms < PUBLISH_RETRY_MAX_MS)
             c->pending_delay_ms *= 2;
         loop_timer_arm(loop, &c->publish_timer, c->pending_delay_ms);
@@ -460,14 +466,15 @@ static void publish(struct ws_conn *c, bool is_text)
         return;
     }
     const char *reason;
+    uint64_t t0 = loop_clock_ms();
     enum store_err err = insert_message(c, c->msg.data, c->msg.len, is_text, &reason);
-    if (err == STORE_ERR_BUSY) {
+    if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS) {
         /* Take the message over; end_message then finds an empty buffer. */
         c->pending = c->msg;
         c->msg = (struct deflate_buf){0};
         c->is_pending = true;
         c->is_pending_text = is_text;
-        c->pending_since_ms = loop_now_ms(c->env->set.loop);
+        c->pending_since_ms = t0;
         c->pending_delay_ms = PUBLISH_RETRY_MIN_MS;
         c->publish_timer.on_due = on_publish_retry;
         loop_timer_arm(c->env->set.loop, &c->publish_timer, c->pending_delay_ms);
