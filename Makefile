@@ -6,6 +6,11 @@
 #   make test            unit tests (ASan+UBSan), fuzz corpus replay, integration tests
 #                        (SQLite, then PostgreSQL: make pg)
 #   make fuzz            build the libFuzzer targets and run each one briefly
+#   make client          headless-Chromium test of js/litepush.js through Apache and lighttpd
+#   make docs-check      the man pages render without warnings and cover every --help flag
+#   make fcgid           the README's mod_fcgid recipe through Apache + libapache2-mod-fcgid
+#   make deb             the Debian package (build/deb/litepush_*.deb), checked by lintian
+#   make package         make deb, then install, run behind Apache and lighttpd, purge
 #   make demo            install what is missing, build, start a live demo on loopback
 #   make bench           benchmark against nchan, then PostgreSQL vs SQLite (see README)
 #   make bench-pg        only PostgreSQL vs SQLite
@@ -60,7 +65,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PROGRAMS := cgi-bin/litepush.fcgi $(if $(wildcard src/ws_main.c),litepush-ws) \
             $(if $(wildcard src/prune_main.c),litepush-prune)
 
-.PHONY: all test unit fuzz fuzz-replay integration admin browser pg demo bench bench-pg clean install
+.PHONY: all test unit fuzz fuzz-replay integration admin browser client docs-check fcgid deb package pg demo bench bench-pg clean install
 all: $(PROGRAMS)
 
 # A stamp of the flags: changing CFLAGS or SANITIZE rebuilds everything.
@@ -144,6 +149,35 @@ browser: all
 pg: all
 	@tests/pg/run.sh
 
+client: all
+	@tests/browser/run.sh client.mjs
+
+docs-check: all
+	@tests/docs/run.sh
+
+fcgid: all
+	@tests/fcgid/run.sh
+
+# The Debian package, built from the files git tracks or would (not the
+# ignored ones: no build output) in a copy under
+# build/deb (debian/; dpkg-buildpackage -b), then checked with lintian.
+deb:
+	@tests/deps.sh deb
+	@rm -rf $(B)/deb && mkdir -p $(B)/deb/litepush
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - ; \
+	  else tar --exclude=./build --exclude=./.git -cf - . ; fi | tar -xf - -C $(B)/deb/litepush
+	@echo "deb: dpkg-buildpackage -b -us -uc (log in $(B)/deb/build.log)"
+	@cd $(B)/deb/litepush && nice dpkg-buildpackage -b -us -uc -j2 > ../build.log 2>&1 || \
+	  { tail -n 40 ../build.log; exit 1; }
+	@cd $(B)/deb && lintian --info --display-info litepush_*.deb > lintian.log 2>&1; \
+	  cat lintian.log; ! grep -q '^E: ' lintian.log
+	@ls $(B)/deb/*.deb
+
+# Builds the package, installs it, runs it behind Apache and lighttpd through
+# the packaged confs, purges it (root or sudo).
+package:
+	@tests/package/run.sh
+
 test:
 	@tests/run-all.sh
 
@@ -163,14 +197,19 @@ install: all
 	install -m 755 cgi-bin/litepush.fcgi $(DESTDIR)$(PREFIX)/lib/cgi-bin/litepush.fcgi
 	install -m 755 litepush-ws litepush-prune $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/litepush/sql/
-	install -m 644 sql/publish/* $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
+	install -m 644 sql/publish/*.py sql/publish/*.php $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
+	install -m 755 sql/publish/publish.sh $(DESTDIR)$(PREFIX)/share/litepush/sql/publish/
 	install -m 644 apache-conf/*.conf $(DESTDIR)$(PREFIX)/share/litepush/apache-conf/
 	install -m 644 systemd/litepush-* $(DESTDIR)$(PREFIX)/share/litepush/systemd/
 	install -m 644 demo/index.html $(DESTDIR)$(PREFIX)/share/litepush/demo/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	for p in cgi-bin/litepush.fcgi ./litepush-ws ./litepush-prune; do \
-	  n=$${p##*/}; { echo ".TH $$n 1"; echo ".SH SYNOPSIS"; echo ".nf"; $$p --help; echo ".fi"; } \
-	    > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1; done
+	install -m 644 js/litepush.js $(DESTDIR)$(PREFIX)/share/litepush/
+	ln -sf ../litepush.js $(DESTDIR)$(PREFIX)/share/litepush/demo/litepush.js
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 man/litepush-ws.1 man/litepush-prune.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -x litepush-token ]; then install -m 644 man/litepush-token.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	install -m 644 man/litepush.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 man/litepush.fcgi.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune bench/lpbench

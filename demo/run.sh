@@ -29,6 +29,7 @@ for p in "$port" "$fcgi_port" "$ws_port"; do
 done
 
 cp demo/index.html "$dir/index.html"
+cp js/litepush.js "$dir/litepush.js"
 sed -e "s|@DOCROOT@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@FCGI_PORT@|$fcgi_port|g" \
     -e "s|@WS_PORT@|$ws_port|g" -e "s|@DIR@|$dir|g" demo/lighttpd.conf.in > "$dir/lighttpd.conf"
 

@@ -185,7 +185,7 @@ static bool prepare_all(struct pg *st, PGconn *conn)
                          4, insert_types},
     };
     for (int i = 0; i < STMT_COUNT; i++) {
-        char name[16]; /* "s" and any int: room for -Wformat-truncation at -O1 */
+        char name[16];
         snprintf(name, sizeof name, "s%d", i);
         PGresult *res = PQprepare(conn, name, prep[i].sql, prep[i].params, prep[i].types);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -321,7 +321,7 @@ static PGresult *run(struct pg *st, int stmt, int n, const char *const *values, 
     int formats[3 + LIMITS_CHANNELS_PER_STREAM];
     for (int i = 0; i < n; i++)
         formats[i] = 1;
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "s%d", stmt);
     PGresult *res = PQexecPrepared(st->q.conn, name, n, values, lens, formats, 1);
     ExecStatusType status = PQresultStatus(res);

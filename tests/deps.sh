@@ -25,6 +25,14 @@ if [ "${1:-}" = test ]; then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
     command -v psql >/dev/null || need+=(postgresql-client)
     command -v runuser >/dev/null || need+=(util-linux)
+    command -v man >/dev/null       || need+=(man-db)
+    command -v groff >/dev/null     || need+=(groff-base)
+    [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
+fi
+if [ "${1:-}" = test ] || [ "${1:-}" = deb ]; then
+    command -v dh >/dev/null                || need+=(debhelper)
+    command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+    command -v lintian >/dev/null           || need+=(lintian)
 fi
 if [ "${1:-}" = bench ]; then
     [ -e /usr/share/nginx/modules-available/mod-http-nchan.conf ] ||

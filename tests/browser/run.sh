@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Browser test of the demo page (demo/index.html) in headless Debian chromium,
-# driven by playwright-core. Assumes `make` has built the programs.
+# Browser tests in headless Debian chromium, driven by playwright-core:
+#   run.sh              the demo page (demo/index.html), test.mjs   (make browser)
+#   run.sh client.mjs   the client library js/litepush.js           (make client)
+# Assumes `make` has built the programs.
 # Last line: "browser: N passed, N failed"; exits non-zero on any failure.
 #   OUTAGE_HOLD_MS=4000          how long the long outages (4b, 5b) last after their inserts
 #   BROWSER_PAGE=/path/index.html  test another page instead of demo/index.html
@@ -32,12 +34,14 @@ fi
 
 # The test runs in its own process group so that whatever it leaves behind
 # (servers, chromium) goes with it.
-setsid node test.mjs &
+script=${1:-test.mjs}
+case $script in client.mjs) limit=215 ;; *) limit=88 ;; esac
+setsid node "$script" &
 pid=$!
 stop() { kill -TERM -- "-$pid" 2>/dev/null; sleep 1; kill -KILL -- "-$pid" 2>/dev/null; }
 trap 'stop; exit 1' INT TERM
-# A hard bound on top of the test's own 80 s watchdog.
-( sleep 88; kill -TERM -- "-$pid" 2>/dev/null ) &
+# A hard bound on top of the test's own watchdog (80 s, 200 s).
+( sleep "$limit"; kill -TERM -- "-$pid" 2>/dev/null ) >/dev/null 2>&1 &   # not holding our stdout open
 timer=$!
 wait "$pid"
 rc=$?

@@ -173,6 +173,7 @@ async function runCase(name, fn) {
 const [port, fcgiPort, wsPort] = await freePorts(3);
 // BROWSER_PAGE=/path/to/index.html tries a changed page without touching demo/.
 fs.copyFileSync(process.env.BROWSER_PAGE || path.join(top, "demo/index.html"), path.join(dir, "index.html"));
+fs.copyFileSync(path.join(top, "js/litepush.js"), path.join(dir, "litepush.js"));
 // The same substitutions as demo/run.sh.
 const conf = fs.readFileSync(path.join(top, "demo/lighttpd.conf.in"), "utf8")
     .replaceAll("@DOCROOT@", dir).replaceAll("@PORT@", String(port))
@@ -261,8 +262,10 @@ await runCase("3 publish form: row in both lists and in the table", async () => 
                 `row #${id} in both lists`);
     const t = await page.textContent(`#sse-list li[data-id="${id}"]`);
     if (!t.includes(text)) throw new Error(`SSE row #${id} reads "${t}"`);
-    const ps = await page.textContent("#pubstate");
-    if (ps !== "sent") throw new Error(`#pubstate reads "${ps}"`);
+    // The client resolves the publish with the stored row's id.
+    const ps = await until(async () => { const t = await page.textContent("#pubstate");
+                                         return t !== "sending" && t; }, 3000, "#pubstate to settle");
+    if (ps !== `published #${id}`) throw new Error(`#pubstate reads "${ps}", not "published #${id}"`);
 });
 
 // Kill one side, insert 5 rows while it is down, restart it on the same port,

@@ -56,6 +56,13 @@ def insert(channel, data, n=1):
     return [int(x) for x in out.split()]
 
 
+def wait_id_lock_held():
+    """Until a transaction holds the log's id lock (its INSERT has run)."""
+    wait_until(lambda: psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND granted;").strip() != "0", 10, "a publisher to hold the id lock",
+               interval=0.05)
+
+
 def ids_in(channel):
     return [int(x) for x in psql(f"SELECT id FROM messages WHERE channel = '{channel}' ORDER BY id;").split()]
 
@@ -225,7 +232,7 @@ def order_later_commits_first(_):
     w = h.wsc(f"channel={ch}")
     a = Session()
     a.send(f"BEGIN; INSERT INTO messages(channel, data) VALUES ('{ch}', 'A') RETURNING id;")
-    time.sleep(0.3)
+    wait_id_lock_held()
     b = subprocess.Popen(["psql", "-X", "-A", "-t", "-q", PG.uri, "-c",
                           f"INSERT INTO messages(channel, data) VALUES ('{ch}', 'B') RETURNING id"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -298,7 +305,7 @@ def order_long_transaction(_):
     long_tx.stdin.write(f"BEGIN; INSERT INTO messages(channel, data) VALUES ('{ch}', 'long'); "
                         "SELECT pg_sleep(3); COMMIT;\n")
     long_tx.stdin.close()
-    time.sleep(0.3)
+    wait_id_lock_held()
     others = [subprocess.Popen(["psql", "-X", "-q", PG.uri, "-c",
                                 f"INSERT INTO messages(channel, data) VALUES ('{ch}', 'o{i}')"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
