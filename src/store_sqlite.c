@@ -125,6 +125,16 @@ static struct sq *sq_open(const char *path, char *err, size_t err_cap)
         sqlite3_free(msg);
         goto fail;
     }
+    /* A log we cannot write (a read-only file or file system, opened
+     * read-only by SQLite when its -wal and -shm files are there) is refused
+     * at start, whatever files lie beside it: one defined behaviour
+     * (README: "Faults"), not publishes that fail one by one. */
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        const char *note = readonly_note(path);
+        snprintf(err, err_cap, "cannot use database %s: it is read-only%s", path,
+                 note[0] ? note : " (the file or its file system)");
+        goto fail;
+    }
     /* Publishers commit in WAL mode; NORMAL is durable across application
      * crashes, which is what a message log needs. */
     sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);

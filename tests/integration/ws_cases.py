@@ -695,8 +695,10 @@ def ws_max_per_address(t):
             sts = [_status(r) for r in remote]
             for r in remote:
                 r.close()
-            check(sts == [101, 101, 503], f"a non-loopback client ({ip}) sending X-Forwarded-For "
-                                          f"should be counted by its own address: got {sts}")
+            # The three handshakes race (two workers): which one is refused varies.
+            check(sorted(sts) == [101, 101, 503], f"a non-loopback client ({ip}) sending "
+                                                  f"X-Forwarded-For should be counted by its own "
+                                                  f"address: got {sts}")
             note += f"; {ip} counted as itself"
         return note
     finally:
