@@ -216,4 +216,19 @@ install: all
 clean:
 	rm -rf $(B) cgi-bin/litepush.fcgi litepush-ws litepush-prune litepush-token bench/lpbench
 
--include $(wildcard $(B)/obj/*.d $(B)/san/*.d $(B)/lpbench.d)
+-include $(wildcard $(B)/obj/*.d $(B)/san/*.d $(B)/lpbench.d $(B)/tsan/obj/*.d)
+
+# ---- make tsan: both programs built with ThreadSanitizer into build/tsan/,
+# then the integration tests run against them; any report fails the run.
+TSAN := $(B)/tsan
+TSAN_CFLAGS := $(PROJECT_CFLAGS) -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+$(TSAN)/obj/%.o: src/%.c $(B)/flags.stamp $(B)/schema_sql.h
+	@mkdir -p $(TSAN)/obj
+	$(CC) $(TSAN_CFLAGS) -c $< -o $@
+$(TSAN)/litepush.fcgi: $(TSAN)/obj/fcgi_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
+	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
+$(TSAN)/litepush-ws: $(TSAN)/obj/ws_main.o $(LIB_SRC:src/%.c=$(TSAN)/obj/%.o)
+	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
+tsan: all $(TSAN)/litepush.fcgi $(TSAN)/litepush-ws
+	@tests/run-tsan.sh $(TSAN)
+.PHONY: tsan

@@ -17,6 +17,13 @@
  *            rate:COUNT:PER_S      open loop at a fixed rate
  *            flood:MS:WINDOW       closed loop: at most WINDOW messages not
  *                                  yet delivered to everyone, for MS
+ *            soak:SECS:PER_S:CHURN:SAMPLE_S
+ *                                  open loop at PER_S for SECS while CHURN
+ *                                  subscribers a second hang up and come
+ *                                  back resuming from the last id they saw
+ *                                  (a subscriber the server closes comes
+ *                                  back too); server memory sampled every
+ *                                  SAMPLE_S. Needs --pub-sqlite (ids).
  *
  * Every wait is bounded (connect, drain and phase timeouts), and all traffic
  * goes to the addresses given, which run.sh keeps on 127.0.0.1. */
@@ -82,6 +89,8 @@ struct sub {
     uint8_t *seen; /* bit k = k-th message of this subscriber's channel */
     uint32_t seen_bytes;
     char accept[32]; /* expected Sec-WebSocket-Accept */
+    int64_t last_id;    /* id of the last event dispatched: where a reconnect resumes */
+    int64_t pending_id; /* SSE: the id line of the event being read */
 };
 
 struct group {
@@ -106,10 +115,11 @@ struct hist {
     uint64_t b[H_BUCKETS];
 };
 
-enum phase_kind { PH_IDLE, PH_LAT, PH_RATE, PH_FLOOD };
+enum phase_kind { PH_IDLE, PH_LAT, PH_RATE, PH_FLOOD, PH_SOAK };
 struct phase {
     enum phase_kind kind;
     long a, b; /* idle: ms; lat: count, gap_ms; rate: count, per_s; flood: ms, window */
+    long c, d; /* soak: a secs, b per_s, c churn per second, d sample every d s */
 };
 
 struct pub {
@@ -490,6 +500,13 @@ static int sub_start(struct ctx *c, struct sub *s)
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->t_start = now_ns();
     s->state = S_CONNECTING;
+    /* a reconnect starts every parser afresh (the seen bitmap and last_id stay) */
+    s->chunk_state = CH_SIZE;
+    s->chunk_left = 0;
+    s->is_chunked = s->has_pending = false;
+    s->hdr_len = 0;
+    s->payload_left = 0;
+    s->pending_id = 0;
     if (connect(s->fd, (struct sockaddr *)&c->target, sizeof c->target) != 0 &&
         errno != EINPROGRESS) {
         close(s->fd);
@@ -508,8 +525,12 @@ static int sub_start(struct ctx *c, struct sub *s)
 /* Sends the request once the TCP connection is up. */
 static int sub_send_request(struct ctx *c, struct sub *s)
 {
-    char chan[160], req[1024];
+    char chan[200], req[1024];
     channel_name(c, s->chan, chan, sizeof chan);
+    if (s->last_id > 0) { /* a reconnect resumes where it left off */
+        size_t l = strlen(chan);
+        snprintf(chan + l, sizeof chan - l, "&lastEventId=%" PRId64, s->last_id);
+    }
     int n;
     if (c->proto == PROTO_SSE) {
         n = snprintf(req, sizeof req,
@@ -554,9 +575,19 @@ static void sse_line(struct ctx *c, struct sub *s, const char *p, size_t n, int6
     if (n > 0 && p[n - 1] == '\r')
         n--;
     if (n == 0) { /* blank line: dispatch the event (WHATWG SSE) */
+        if (s->pending_id > 0)
+            s->last_id = s->pending_id;
+        s->pending_id = 0;
         if (s->has_pending)
             deliver(c, s, s->pending_seq, s->pending_t, now);
         s->has_pending = false;
+        return;
+    }
+    if (n > 4 && memcmp(p, "id: ", 4) == 0) {
+        int64_t id = 0;
+        for (size_t i = 4; i < n && i < 24 && p[i] >= '0' && p[i] <= '9'; i++)
+            id = id * 10 + (p[i] - '0');
+        s->pending_id = id;
         return;
     }
     if (n >= 5 && memcmp(p, "data:", 5) == 0) {
@@ -679,6 +710,13 @@ static void ws_frame_done(struct ctx *c, struct sub *s, int64_t now)
     case 0x1:
     case 0x2: {
         int64_t seq, t;
+        if (s->len > 6 && memcmp(s->buf, "{\"id\":", 6) == 0) { /* litepush's row object */
+            int64_t id = 0;
+            for (uint32_t i = 6; i < s->len && i < 26 && s->buf[i] >= '0' && s->buf[i] <= '9'; i++)
+                id = id * 10 + (s->buf[i] - '0');
+            if (id > 0)
+                s->last_id = id;
+        }
         if (parse_stamp(s->buf, s->len, &seq, &t))
             deliver(c, s, seq, t, now);
         break;
@@ -1077,6 +1115,103 @@ static void print_mem_per_sub(const struct ctx *c, const struct sample *now)
                (double)(now->pss_kb[gi] - c->baseline.pss_kb[gi]) * 1024.0 / n);
 }
 
+/* ---- soak ----------------------------------------------------------------- */
+
+static uint64_t soak_reconnects, soak_churned;
+
+/* Restarts every subscriber that is down (churned, or closed by the server). */
+static void soak_revive(struct ctx *c)
+{
+    for (int i = 0; i < c->nsubs; i++) {
+        struct sub *s = &c->subs[i];
+        if (s->state != S_DEAD)
+            continue;
+        if (sub_start(c, s) != 0) {
+            s->state = S_DEAD;
+            continue;
+        }
+        soak_reconnects++;
+    }
+}
+
+/* Hangs up on n open subscribers picked at random; soak_revive brings them back. */
+static void soak_churn(struct ctx *c, long n)
+{
+    for (long k = 0; k < n && open_count > 0; k++) {
+        struct sub *s = &c->subs[(size_t)rand() % (size_t)c->nsubs];
+        if (s->state == S_OPEN) {
+            sub_kill(c, s, false);
+            soak_churned++;
+        }
+    }
+}
+
+static void soak_sample(const struct ctx *c, int64_t t0, const char *step)
+{
+    struct sample now;
+    sample_groups(c, &now);
+    printf("step=%s t_s=%.0f open=%d msgs=%" PRId64 " delivered=%" PRIu64 " dup=%" PRIu64
+           " churned=%" PRIu64 " reconnects=%" PRIu64,
+           step, (double)(now_ns() - t0) / 1e9, open_count, c->seq_next - c->phase_seq0,
+           c->phase_received, c->dup, soak_churned, soak_reconnects);
+    for (int gi = 0; gi < c->ngroups; gi++)
+        printf(" rss_%s_kb=%ld", c->groups[gi].name, now.rss_kb[gi]);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* The log's highest id, so that a subscriber churned before its first row
+ * resumes from the start of the soak instead of from "now". */
+static int64_t log_max_id(struct ctx *c)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(c->pub.db, "SELECT coalesce(max(id), 0) FROM messages", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return id;
+}
+
+static long run_soak(struct ctx *c, const struct phase *ph, int64_t t0)
+{
+    if (c->pub.is_http)
+        die("%s", "soak needs --pub-sqlite");
+    int64_t start_id = log_max_id(c);
+    for (int i = 0; i < c->nsubs; i++)
+        if (c->subs[i].last_id == 0)
+            c->subs[i].last_id = start_id;
+    soak_sample(c, t0, "soak_sample");
+    int64_t step = NS_S / (ph->b > 0 ? ph->b : 1);
+    int64_t end = t0 + ph->a * NS_S, next_churn = t0 + NS_S, next_sample = t0 + ph->d * NS_S;
+    long msgs = 0;
+    for (;;) {
+        int64_t now = now_ns();
+        if (now >= end)
+            break;
+        int64_t due = t0 + msgs * step;
+        if (now >= due) {
+            publish(c);
+            msgs++;
+        }
+        if (now >= next_churn) {
+            soak_churn(c, ph->c);
+            soak_revive(c);
+            next_churn += NS_S;
+        }
+        if (ph->d > 0 && now >= next_sample) {
+            soak_sample(c, t0, "soak_sample");
+            next_sample += ph->d * NS_S;
+        }
+        int64_t wait = due - now_ns();
+        poll_once(c, wait > NS_MS ? (int)(wait / NS_MS) : 0);
+    }
+    /* Let everyone come back and catch up before counting. */
+    soak_revive(c);
+    return msgs;
+}
+
 static void run_phase(struct ctx *c, const struct phase *ph)
 {
     struct sample before, after;
@@ -1133,11 +1268,16 @@ static void run_phase(struct ctx *c, const struct phase *ph)
         }
         break;
     }
+    case PH_SOAK:
+        msgs = run_soak(c, ph, t0);
+        break;
     }
-    if (open_count > 0)
+    if (open_count > 0 || ph->kind == PH_SOAK)
         run_until(c, now_ns() + DRAIN_TIMEOUT_NS, phase_drained, 50);
+    if (ph->kind == PH_SOAK)
+        soak_sample(c, t0, "soak_end");
     sample_groups(c, &after);
-    static const char *names[] = {"idle", "lat", "rate", "flood"};
+    static const char *names[] = {"idle", "lat", "rate", "flood", "soak"};
     phase_report(c, names[ph->kind], t0, &before, &after, msgs);
 }
 
@@ -1169,7 +1309,7 @@ static void usage(void)
           "         (--pub-sqlite DB | --pub-http HOST:PORT/pub?id=)\n"
           "         [--group NAME=PID[,PID...]]... [--settle-ms MS] [--inflight N]\n"
           "         [--connect-timeout S] --phase idle:MS|lat:N:GAP_MS|rate:N:PER_S|"
-          "flood:MS:WINDOW ...\n",
+          "flood:MS:WINDOW|soak:SECS:PER_S:CHURN:SAMPLE_S ...\n",
           stderr);
     exit(2);
 }
@@ -1235,8 +1375,12 @@ int main(int argc, char **argv)
             if (c.nphases == MAX_PHASES)
                 die("%s", "too many --phase");
             struct phase *ph = &c.phases[c.nphases++];
-            long x = 0, y = 0;
-            if (sscanf(v, "idle:%ld", &x) == 1)
+            long x = 0, y = 0, z = 0, w = 0;
+            if (sscanf(v, "soak:%ld:%ld:%ld:%ld", &x, &y, &z, &w) == 4) {
+                ph->kind = PH_SOAK;
+                ph->c = z;
+                ph->d = w;
+            } else if (sscanf(v, "idle:%ld", &x) == 1)
                 ph->kind = PH_IDLE;
             else if (sscanf(v, "lat:%ld:%ld", &x, &y) == 2)
                 ph->kind = PH_LAT;
@@ -1310,5 +1454,5 @@ int main(int argc, char **argv)
         sqlite3_finalize(c.pub.ins);
     if (c.pub.db)
         sqlite3_close(c.pub.db);
-    return ready_count == c.nsubs ? 0 : 1;
+    return ready_count >= c.nsubs ? 0 : 1;
 }

@@ -7,6 +7,9 @@
 #   BENCH_QUICK=1    every subscriber count / 10, shorter phases (~2 min)
 #   BENCH_ONLY="lp-ws-direct nchan-ws"   run only these variants
 #   BENCH_KEEP=1     keep the temp dir (configs, logs, raw lpbench output)
+#   BENCH_SOAK_MIN=N the soak that follows the rounds: minutes (default 60;
+#                    0 skips it). BENCH_ONLY=soak runs the soak alone.
+#   BENCH_SOAK_VARIANT=lp-ws-direct   soak another variant (lp-sse-lighttpd)
 #
 # Every server binds 127.0.0.1 on a free port above 20000 and is started
 # from a config generated into a temp dir; everything started here is
@@ -19,6 +22,14 @@ if [ "$QUICK" = 1 ]; then ROUNDS=${BENCH_ROUNDS:-1}; S=10; else ROUNDS=${BENCH_R
 case "$ROUNDS" in '' | *[!0-9]*) echo "BENCH_ROUNDS wants a number" >&2; exit 2 ;; esac
 if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 20 ]; then echo "BENCH_ROUNDS: 1..20" >&2; exit 2; fi
 VARIANTS=${BENCH_ONLY:-"lp-sse-lighttpd lp-sse-apache nchan-sse lp-ws-direct lp-ws-lighttpd nchan-ws"}
+SOAK_MIN=${BENCH_SOAK_MIN:-60}
+case "$SOAK_MIN" in '' | *[!0-9]*) echo "BENCH_SOAK_MIN wants whole minutes" >&2; exit 2 ;; esac
+SOAK_VARIANT=${BENCH_SOAK_VARIANT:-lp-sse-lighttpd}
+SOAK_SUBS=1000; SOAK_CHANNELS=10; SOAK_RATE=100; SOAK_CHURN=10; SOAK_SAMPLE_S=60
+if [ "$VARIANTS" = soak ]; then
+    VARIANTS=""
+    [ "$SOAK_MIN" -gt 0 ] || SOAK_MIN=60
+fi
 
 # ---- scenario sizes (divided by S in quick mode) ----
 N_HOLD=$((10000 / S))   # idle hold + one message to N_HOLD
@@ -38,7 +49,7 @@ A_TPC=250
 A_MAXW=$(( (N_HOLD + 500 + A_TPC - 1) / A_TPC * A_TPC ))
 A_SLIMIT=$(( A_MAXW / A_TPC + 2 ))
 
-"$ROOT/tests/deps.sh" bench
+if [ -n "$VARIANTS" ]; then "$ROOT/tests/deps.sh" bench; else "$ROOT/tests/deps.sh"; fi
 make -s -C "$ROOT" all bench/lpbench
 # shellcheck source=servers.sh
 . "$BENCH/servers.sh"
@@ -78,7 +89,37 @@ run_scenario() { # ROUND VARIANT SCENARIO lpbench-args...
         "$out" | sed "s/^/  $s: /"
 }
 
+# soak: SOAK_SUBS subscribers over SOAK_CHANNELS channels, SOAK_RATE rows a
+# second for SOAK_MIN minutes; every second SOAK_CHURN of them hang up and
+# reconnect with their last id; server RSS every SOAK_SAMPLE_S seconds.
+# Pass: nothing lost, nothing duplicated (RSS is reported, for a human).
+run_soak() {
+    local d="$TMP/soak" out="$TMP/raw/soak.txt"
+    mkdir -p "$d" "$TMP/raw"
+    echo "== soak: $SOAK_VARIANT, $SOAK_SUBS subscribers over $SOAK_CHANNELS channels," \
+         "$SOAK_RATE rows/s, churn $SOAK_CHURN/s, $SOAK_MIN min"
+    start_variant "$SOAK_VARIANT" "$d"
+    timeout $((SOAK_MIN * 60 + 300)) "$BENCH/lpbench" --proto "$PROTO" --target "$TARGET" \
+        --path "$PATHQ" --chan-prefix soak "${PUB[@]}" "${GROUPS_ARGS[@]}" \
+        --subs "$SOAK_SUBS" --channels "$SOAK_CHANNELS" \
+        --phase "soak:$((SOAK_MIN * 60)):$SOAK_RATE:$SOAK_CHURN:$SOAK_SAMPLE_S" >"$out" 2>"$out.err" ||
+        echo "  soak: lpbench reported a problem: $(tail -n 2 "$out.err" | tr '\n' ' ')" >&2
+    stop_all
+    grep -E '^step=(soak_sample|soak_end)' "$out" | sed 's/^step=/  /'
+    awk '/^step=soak_sample/ && !first { for (i = 1; i <= NF; i++) if ($i ~ /^rss_/) s[$i] = 1; first = 1
+                                         for (i = 1; i <= NF; i++) if ($i ~ /^rss_/) { split($i, kv, "="); a[kv[1]] = kv[2] } }
+         /^step=soak_end/ { for (i = 1; i <= NF; i++) if ($i ~ /^rss_/) { split($i, kv, "="); b[kv[1]] = kv[2] } }
+         /^step=soak / { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+         END { line = sprintf("soak result: %s min, delivered %s of %s, lost %s, duplicated %s",
+                              '"$SOAK_MIN"', v["delivered"], v["expected"], v["lost"], v["dup"])
+               for (k in a) line = line sprintf(", %s %s -> %s", k, a[k], b[k])
+               print line
+               exit (v["expected"] != "" && v["lost"] == 0 && v["dup"] == 0) ? 0 : 1 }' "$out" |
+        tee "$BENCH/last-soak.txt"
+}
+
 T0=$(date +%s)
+[ -n "$VARIANTS" ] || { run_soak; exit; }
 echo "litepush bench: rounds=$ROUNDS quick=$QUICK variants: $VARIANTS"
 echo "sizes: hold $N_HOLD, fan-out $N_FAN, slow $N_SLOW, many $N_MANY subs over $C_MANY channels"
 for r in $(seq 1 "$ROUNDS"); do
@@ -105,3 +146,4 @@ if [ "${BENCH_PG:-1}" = 1 ]; then
     echo "== PostgreSQL vs SQLite"
     BENCH_PG_QUICK=$QUICK python3 "$BENCH/pg.py" | tee "$BENCH/last-report-pg.txt"
 fi
+[ "$SOAK_MIN" = 0 ] || run_soak

@@ -9,9 +9,8 @@ for f in /usr/lib/nginx/modules/ngx_nchan_module.so /usr/share/nginx/modules/ngx
     [ -e "$f" ] && NCHAN_SO=$f && break
 done
 [ -n "$NCHAN_SO" ] || NCHAN_SO=$(sed -n 's/^load_module \(.*\);/\1/p' \
-    /usr/share/nginx/modules-available/mod-http-nchan.conf 2>/dev/null | head -n1)
+    /usr/share/nginx/modules-available/mod-http-nchan.conf 2>/dev/null | head -n1 || true)
 case "$NCHAN_SO" in /*) ;; *) NCHAN_SO=/usr/share/nginx/$NCHAN_SO ;; esac
-[ -e "$NCHAN_SO" ] || { echo "bench: nchan module not found" >&2; exit 1; }
 APACHE_MODS=/usr/lib/apache2/modules
 # Servers run in their own sessions: lighttpd with workers signals its whole
 # process group on shutdown, which must not reach this script.
@@ -130,6 +129,7 @@ start_apache() { # DIR
     wait_port "$HPORT" "$WEB_PID" apache2 "$d/apache.log"
 }
 start_nginx() { # DIR
+    [ -e "$NCHAN_SO" ] || { echo "bench: nchan module not found" >&2; exit 1; }
     local d=$1
     HPORT=$(free_port)
     {

@@ -62,6 +62,12 @@ struct conn {
     struct conn_set *set;
     struct feed feed;
     struct outq out;
+    /* The slow-client rule (conn_is_too_slow). A step is what is queued
+     * between two writes: one loop batch, or one replay batch. */
+    size_t queue_cap;   /* set by the owner: bytes a client may leave unread */
+    size_t step_start;  /* bytes still queued when this step began */
+    size_t burst_bytes; /* what one step queued beyond queue_cap, less what
+                           the client has taken since: forgiven */
     bool is_dirty;
     bool is_closing;          /* marked: freed after this batch */
     struct conn *next, *prev; /* every connection of the set */
@@ -109,6 +115,13 @@ bool conn_add(struct conn_set *set, struct conn *c, int fd, loop_io_fn *on_ready
 void conn_mark_dirty(struct conn *c);
 /* Free c after this batch; its feed queues nothing more from now on. */
 void conn_mark_closing(struct conn *c);
+/* True when c should be dropped as too slow: the bytes it left unread
+ * from earlier steps exceed queue_cap plus what the server itself queued
+ * in one step beyond the cap (a big row, a big commit) and the client has
+ * not taken yet. Whatever one step queues never counts against a client
+ * that had kept up, so a client that reads always makes progress; one that
+ * stops reading is dropped once cap more bytes pile up. */
+bool conn_is_too_slow(const struct conn *c);
 /* Writes what c has queued, within CONN_WRITE_BUDGET; a replaying feed
  * gets its next batch once the queue is empty. Registers for EPOLLOUT when
  * blocked or replaying. Returns OUTQ_EMPTY, OUTQ_BLOCKED, or OUTQ_ERROR

@@ -2,11 +2,14 @@
  * includes an OpenSSL header. */
 #include "crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t crypto_base64_len(size_t n)
@@ -157,4 +160,56 @@ bool crypto_random(void *out, size_t len)
 bool crypto_equal(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+/* One EVP_MAC context per hasher, keyed once: EVP_MAC_init with a NULL key
+ * restarts SipHash with the key already set (OpenSSL 3), which costs no
+ * allocation per hash. */
+struct crypto_siphash {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx;
+};
+
+void crypto_siphash_free(struct crypto_siphash *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MAC_CTX_free(h->ctx);
+    EVP_MAC_free(h->mac);
+    free(h);
+}
+
+struct crypto_siphash *crypto_siphash_new(const uint8_t key[CRYPTO_SIPHASH_KEY_LEN])
+{
+    struct crypto_siphash *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        goto fail;
+    h->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    if (h->mac == NULL)
+        goto fail;
+    h->ctx = EVP_MAC_CTX_new(h->mac);
+    if (h->ctx == NULL)
+        goto fail;
+    size_t size = 8; /* SipHash-2-4 with a 64-bit output */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(h->ctx, key, CRYPTO_SIPHASH_KEY_LEN, params) != 1)
+        goto fail;
+    return h;
+fail:
+    crypto_siphash_free(h);
+    return NULL;
+}
+
+uint64_t crypto_siphash(struct crypto_siphash *h, const void *src, size_t len)
+{
+    unsigned char out[8];
+    size_t out_len = 0;
+    if (EVP_MAC_init(h->ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(h->ctx, src, len) != 1 ||
+        EVP_MAC_final(h->ctx, out, &out_len, sizeof out) != 1 || out_len != sizeof out)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = sizeof out; i-- > 0;)
+        v = v << 8 | out[i];
+    return v;
 }

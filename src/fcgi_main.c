@@ -18,6 +18,13 @@
  * request is handed over: a refusal is answered there through libfcgi, and
  * nothing is streamed. Each accept thread has its own struct json.
  *
+ * An accept thread blocks while it reads a request, so the listener gets a
+ * receive timeout (LIMITS_FCGI_REQUEST_MS) that Linux copies to every
+ * socket it accepts: a connection that sends nothing (or too little) is
+ * given up after that long instead of holding the thread for ever, as
+ * four idle local connections did to every new stream. The same timeout
+ * makes a blocking accept() return now and then, which is harmless.
+ *
  * NOTES: libfcgi is told to forget a request after its parameters are read
  * (FCGX_Free without close, ipcFd reset), so the socket then belongs to the
  * loop, which writes FastCGI records on it without blocking. */
@@ -31,11 +38,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "access.h"
 #include "cli.h"
+#include "input_limits.h"
 #include "json.h"
 #include "keys.h"
 #include "listen.h"
@@ -46,7 +55,10 @@
 #include "responder.h"
 #include "store.h"
 
-#define ACCEPT_THREADS 4
+/* Threads reading requests: each idle or slow client holds one for at most
+ * LIMITS_FCGI_REQUEST_MS plus libfcgi's 2 s closing linger, so it takes
+ * this many such clients at once to delay new streams at all. */
+#define ACCEPT_THREADS 16
 #define LISTEN_BACKLOG 4096
 #define MAX_WORKERS 64
 #define MAX_CORS_ORIGINS 32
@@ -55,9 +67,11 @@
 
 static const char USAGE[] =
     "Usage: litepush.fcgi --db PATH [--listen HOST:PORT | --listen /path/to.sock]\n"
+    "                     [--socket-mode MODE]\n"
     "                     [--heartbeat SECONDS] [--retry MS] [--queue-bytes N]\n"
-    "                     [--max-streams N] [--threads N] [--auth-keys PATH]\n"
-    "                     [--public PATTERN]... [--cors-origin ORIGIN]...\n"
+    "                     [--max-streams N] [--threads N] [--max-row BYTES]\n"
+    "                     [--auth-keys PATH] [--public PATTERN]...\n"
+    "                     [--cors-origin ORIGIN]...\n"
     "\n"
     "FastCGI responder for Server-Sent Events: GET /events?channel=NAME streams\n"
     "every row inserted into the SQLite table messages in that channel.\n"
@@ -66,10 +80,15 @@ static const char USAGE[] =
     "                     postgresql:// URI; LITEPUSH_DB when --db is not given\n"
     "  --listen ADDR      serve FastCGI on HOST:PORT or a unix socket path;\n"
     "                     without it, on fd 0 (lighttpd bin-path, spawn-fcgi)\n"
+    "  --socket-mode MODE permission bits of a --listen unix socket (default\n"
+    "                     0660: the owner and its group, e.g. www-data)\n"
     "  --heartbeat SECS   comment sent on an idle stream (default 15, 1-3600)\n"
     "  --retry MS         reconnect delay suggested to clients (default 3000)\n"
     "  --queue-bytes N    bytes queued for one slow stream before it is dropped\n"
     "                     and left to resume from the log (default 1048576)\n"
+    "  --max-row BYTES    the most data bytes a row may have to be sent (default\n"
+    "                     16777216); a bigger row goes out as an event\n"
+    "                     litepush.skipped with its id\n"
     "  --max-streams N    open streams before new ones get 503 with Retry-After\n"
     "                     (default 18000; each stream is one open file)\n"
     "  --threads N        event loops sharing the streams (default: the number\n"
@@ -440,7 +459,9 @@ static int fd_is_socket(int fd)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL, *keys_path = NULL;
+    const char *listen_spec = NULL, *keys_path = NULL, *socket_mode_s = NULL;
+    unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
+    long max_row = LIMITS_ROW_DEFAULT;
     static struct app app;
     long heartbeat_s = 15, retry_ms = 3000, queue_bytes = 1024 * 1024, max_streams = 18000,
          threads = get_nprocs();
@@ -457,9 +478,11 @@ int main(int argc, char **argv)
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
         {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"socket-mode", CLI_STRING, &socket_mode_s, 0, 0},
         {"heartbeat", CLI_NUMBER, &heartbeat_s, 1, 3600},
         {"retry", CLI_NUMBER, &retry_ms, 0, 3600000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
         {"max-streams", CLI_NUMBER, &max_streams, 1, 1000000},
         {"threads", CLI_NUMBER, &threads, 1, MAX_WORKERS},
         {"auth-keys", CLI_STRING, &keys_path, 0, 0},
@@ -487,6 +510,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (socket_mode_s != NULL && !listen_parse_mode(socket_mode_s, &socket_mode)) {
+        fprintf(stderr, "litepush.fcgi: --socket-mode wants octal permission bits such as 0660, got "
+                        "'%s'\nTry 'litepush.fcgi --help'.\n",
+                socket_mode_s);
+        return 2;
+    }
     if (db == NULL || db[0] == '\0') {
         fputs("litepush.fcgi: no database: give --db PATH or set LITEPUSH_DB\n", stderr);
         return 2;
@@ -513,7 +542,8 @@ int main(int argc, char **argv)
     app.max_streams = (size_t)max_streams;
     app.cfg = (struct responder_config){.heartbeat_ms = (unsigned)heartbeat_s * 1000,
                                         .retry_ms = (unsigned)retry_ms,
-                                        .queue_cap = (size_t)queue_bytes};
+                                        .queue_cap = (size_t)queue_bytes,
+                                        .max_row = (size_t)max_row};
     if (listen_spec == NULL && !fd_is_socket(0)) {
         fputs("litepush.fcgi: no --listen given and fd 0 is not a socket: run it from the web\n"
               "server (lighttpd bin-path, spawn-fcgi, mod_fcgid) or give --listen HOST:PORT\n",
@@ -537,10 +567,17 @@ int main(int argc, char **argv)
         return 1;
     }
     if (listen_spec != NULL &&
-        (app.listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err)) < 0) {
+        (app.listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, socket_mode, err, sizeof err)) < 0) {
         fprintf(stderr, "litepush.fcgi: %s\n", err);
         return 1;
     }
+    struct timeval request_timeout = {.tv_sec = LIMITS_FCGI_REQUEST_MS / 1000,
+                                      .tv_usec = (LIMITS_FCGI_REQUEST_MS % 1000) * 1000};
+    if (setsockopt(app.listen_fd, SOL_SOCKET, SO_RCVTIMEO, &request_timeout,
+                   sizeof request_timeout) != 0)
+        fprintf(stderr, "litepush.fcgi: %s: SO_RCVTIMEO: %s (an idle client can hold an accept "
+                        "thread)\n",
+                __func__, strerror(errno));
     listen_raise_fd_limit();
     if (!pool_start(app.pool, err, sizeof err)) {
         fprintf(stderr, "litepush.fcgi: %s\n", err);

@@ -56,11 +56,14 @@ int64_t feed_resume_point(int64_t requested, const struct store_bounds *b, int64
     return requested;
 }
 
-static void queue_row(struct feed *f, const struct store_row *row)
+/* Returns the bytes queued. */
+static size_t queue_row(struct feed *f, const struct store_row *row)
 {
     struct payload *p = hub_encode(f->src->hub, f->format, row);
+    size_t n = p != NULL ? p->len : 0;
     f->queue(f, p); /* NULL tells the owner it is out of memory */
     payload_unref(p);
+    return n;
 }
 
 static void queue_reset(struct feed *f, const char *reason, int64_t requested, int64_t after)
@@ -134,12 +137,20 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
     return feed_replay_step(f) == STORE_OK;
 }
 
+/* A replay batch ends after LIMITS_REPLAY_BATCH_BYTES as well as after
+ * LIMITS_BATCH_ROWS, so a resume queues about as much at a time however
+ * big the rows are (and always at least one row). The rows the read
+ * returns after that are left for the next batch: the cursor stays. */
 static void replay_row(const struct store_row *row, void *ctx)
 {
     struct feed *f = ctx;
+    if (f->batch_bytes >= LIMITS_REPLAY_BATCH_BYTES) {
+        f->is_batch_full = true;
+        return;
+    }
     f->cursor = row->id;
     if (!f->is_muted)
-        queue_row(f, row);
+        f->batch_bytes += queue_row(f, row);
 }
 
 enum store_err feed_replay_step(struct feed *f)
@@ -149,6 +160,8 @@ enum store_err feed_replay_step(struct feed *f)
         return STORE_OK;
     int64_t upto = watcher_last_id(f->src->watcher);
     int count = 0;
+    f->batch_bytes = 0;
+    f->is_batch_full = false;
     if (f->cursor < upto) {
         enum store_err err =
             store_read(f->src->store, f->cursor, upto, f->channels, f->channel_lens,
@@ -162,7 +175,7 @@ enum store_err feed_replay_step(struct feed *f)
             return err;
         }
     }
-    if (count < LIMITS_BATCH_ROWS) {
+    if (count < LIMITS_BATCH_ROWS && !f->is_batch_full) {
         /* Nothing above the cursor up to `upto` is left in these channels. */
         if (f->cursor < upto)
             f->cursor = upto;

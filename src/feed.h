@@ -43,6 +43,8 @@ struct feed {
     feed_queue_fn *queue;
     size_t format;  /* hub format this owner sends */
     int64_t cursor; /* highest id queued or known to be absent */
+    size_t batch_bytes; /* queued by the replay batch in progress */
+    bool is_batch_full; /* that batch reached LIMITS_REPLAY_BATCH_BYTES */
     bool is_live;   /* false while replaying */
     bool is_muted;  /* owner is closing: drop everything (feed_mute) */
     bool is_stalled; /* replaying, but the log is unreachable: the owner

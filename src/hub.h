@@ -25,13 +25,17 @@ struct hub_sub;
 struct hub_delivery;
 
 /* Encodes a row into a new payload (refs = 1) or returns NULL when out of
- * memory. ctx is the encode_ctx given to hub_new. */
+ * memory. ctx is the encode_ctx given to hub_new. The row's channel and
+ * event are always valid UTF-8: the hub repairs names stored with other
+ * bytes (each invalid sequence becomes U+FFFD) before calling it. */
 typedef struct payload *hub_encode_fn(const struct store_row *row, void *ctx);
 /* Delivers one row to one subscriber. */
 typedef void hub_deliver_fn(void *subscriber, struct hub_delivery *delivery);
 
 /* encoders[0..format_count) are the wire formats of this process; each is
- * called with encode_ctx (borrowed, e.g. the store for SQLite's JSON). */
+ * called with encode_ctx (borrowed, e.g. the store for SQLite's JSON).
+ * Channel names are hashed with a key drawn from crypto_random. Returns
+ * NULL when out of memory or when no random key or SipHash is available. */
 struct hub *hub_new(hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx);
 /* Frees the hub and every subscription still in it; NULL is a no-op. */
 void hub_free(struct hub *hub);
@@ -42,6 +46,11 @@ struct hub_sub *hub_subscribe(struct hub *hub, const char *channel, size_t chann
                               hub_deliver_fn *deliver, void *subscriber);
 /* Ends a subscription; NULL is a no-op. */
 void hub_unsubscribe(struct hub *hub, struct hub_sub *sub);
+
+/* Rows whose data has more than max_row bytes (0: no limit) are encoded as
+ * an event "litepush.skipped" with the row's id and channel and data
+ * {"reason":"row-too-large","bytes":N,"maxRow":M} instead. */
+void hub_set_max_row(struct hub *hub, size_t max_row);
 
 /* Delivers row to every subscriber of its channel. Returns how many. */
 size_t hub_publish(struct hub *hub, const struct store_row *row);

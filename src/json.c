@@ -137,7 +137,7 @@ static const char *check_publish(sqlite3_stmt *f)
     if (!utf8_is_valid(sqlite3_column_text(f, 6), (size_t)sqlite3_column_bytes(f, 6)))
         return "data must be valid UTF-8 (no lone surrogates)";
     if (has_nul_escape((const char *)sqlite3_column_text(f, 7), (size_t)sqlite3_column_bytes(f, 7)))
-        return "data must not contain \\u0000; send binary data in a binary frame";
+        return "data must not contain U+0000; send binary data in a binary frame";
     if (column_is(f, 1, "text")) {
         enum query_err qerr = query_check_channel((const char *)sqlite3_column_text(f, 2),
                                                   (size_t)sqlite3_column_bytes(f, 2));

@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int open_unix(const char *path, int backlog, char *err, size_t err_cap)
+static int open_unix(const char *path, int backlog, unsigned mode, char *err, size_t err_cap)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path) {
@@ -23,7 +23,7 @@ static int open_unix(const char *path, int backlog, char *err, size_t err_cap)
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path); /* left behind by a previous run */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(path, 0666) != 0 ||
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(path, mode) != 0 ||
         listen(fd, backlog) != 0) {
         snprintf(err, err_cap, "cannot listen on %s: %s", path, strerror(errno));
         if (fd >= 0)
@@ -69,11 +69,28 @@ static int open_tcp(const char *spec, int backlog, char *err, size_t err_cap)
     return fd;
 }
 
-int listen_open(const char *spec, int backlog, char *err, size_t err_cap)
+int listen_open(const char *spec, int backlog, unsigned socket_mode, char *err, size_t err_cap)
 {
     if (strchr(spec, '/') != NULL)
-        return open_unix(spec, backlog, err, err_cap);
+        return open_unix(spec, backlog, socket_mode & 0777, err, err_cap);
     return open_tcp(spec, backlog, err, err_cap);
+}
+
+bool listen_parse_mode(const char *s, unsigned *mode)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > 4)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '7')
+            return false;
+        v = v * 8 + (unsigned)(s[i] - '0');
+    }
+    if (v > 0777)
+        return false;
+    *mode = v;
+    return true;
 }
 
 long listen_raise_fd_limit(void)

@@ -156,7 +156,7 @@ static void on_feed_row(struct feed *f, struct payload *p)
         return;
     }
     metrics_add(s->r->set.metrics, METRIC_DELIVERIES, 1);
-    if (s->conn.out.bytes > s->r->cfg.queue_cap) {
+    if (conn_is_too_slow(&s->conn)) {
         fprintf(stderr,
                 "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
                 "client too slow; it will resume from the log\n",
@@ -301,6 +301,7 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     if (s == NULL || !conn_add(&r->set, &s->conn, req->fd, on_stream_io))
         goto refuse;
     s->r = r;
+    s->conn.queue_cap = r->cfg.queue_cap;
     s->request_id = req->request_id;
     s->last_queued_ms = loop_now_ms(r->set.loop);
     metrics_add(r->set.metrics, METRIC_ACCEPTED, 1);
@@ -354,6 +355,7 @@ struct responder *responder_new(struct loop *loop, struct store *store,
     memcpy(r->expired->bytes, SSE_EXPIRED, SSE_EXPIRED_LEN);
     if (!conn_set_init(&r->set, loop, store, metrics, ENCODERS, 1, NULL, &STREAM_OPS, err, err_cap))
         goto fail;
+    hub_set_max_row(r->set.hub, r->cfg.max_row);
     return r;
 fail:
     responder_free(r);

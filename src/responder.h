@@ -21,6 +21,7 @@ struct responder_config {
     unsigned heartbeat_ms; /* comment on a stream idle this long */
     unsigned retry_ms;     /* the retry: field sent at open */
     size_t queue_cap;      /* bytes queued for one stream before it is dropped */
+    size_t max_row;        /* --max-row: bigger rows go out as litepush.skipped */
 };
 
 /* A request that libfcgi has read, handed to the loop. The responder takes

@@ -4,11 +4,20 @@
  * starts a new "data:" line, and the client joins the lines with LF again.
  * NOTES: a CRLF in the data therefore reaches the client as LF, and a lone CR
  * too: that is the format, not a loss we could avoid. A line break inside an
- * event type would end the field, so the type is cut at the first one. */
+ * event type would end the field, so the type is cut at the first one.
+ * WHATWG SSE: the stream is decoded as UTF-8. Bytes of the event type or
+ * data that are not UTF-8 (a row written by SQL may hold any) go out with
+ * each invalid sequence replaced by U+FFFD, which is what the client's
+ * decoder would show, so every byte we send is valid UTF-8. CR and LF are
+ * ASCII and never inside a sequence, so repairing line by line is the same
+ * as repairing the whole text. */
 #include "sse.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "utf8.h"
 
 static size_t event_type_len(const struct sse_event *ev)
 {
@@ -36,10 +45,32 @@ static void for_each_line(const char *data, size_t len,
     emit(data + start, len - start, ctx);
 }
 
+/* What the line callbacks share: the running length or write position,
+ * and whether the data needs repairing (checked once, not per line). */
+struct line_ctx {
+    size_t n;
+    char *p;
+    bool is_valid;
+};
+
+static size_t repaired_len(const char *s, size_t n, bool is_valid)
+{
+    return is_valid ? n : utf8_repaired_len((const uint8_t *)s, n);
+}
+
+static size_t copy_repaired(char *out, const char *s, size_t n, bool is_valid)
+{
+    if (is_valid) {
+        memcpy(out, s, n);
+        return n;
+    }
+    return utf8_repair((const uint8_t *)s, n, (uint8_t *)out);
+}
+
 static void count_line(const char *line, size_t n, void *ctx)
 {
-    (void)line;
-    *(size_t *)ctx += sizeof "data: \n" - 1 + n;
+    struct line_ctx *c = ctx;
+    c->n += sizeof "data: \n" - 1 + repaired_len(line, n, c->is_valid);
 }
 
 static size_t decimal_len(int64_t v)
@@ -50,20 +81,24 @@ static size_t decimal_len(int64_t v)
 
 size_t sse_event_len(const struct sse_event *ev)
 {
-    size_t n = sizeof "id: \n" - 1 + decimal_len(ev->id);
-    if (ev->event != NULL)
-        n += sizeof "event: \n" - 1 + event_type_len(ev);
-    for_each_line(ev->data, ev->data_len, count_line, &n);
-    return n + 1;
+    struct line_ctx c = {.n = sizeof "id: \n" - 1 + decimal_len(ev->id),
+                         .is_valid = utf8_is_valid((const uint8_t *)ev->data, ev->data_len)};
+    if (ev->event != NULL) {
+        size_t n = event_type_len(ev);
+        c.n += sizeof "event: \n" - 1 +
+               repaired_len(ev->event, n, utf8_is_valid((const uint8_t *)ev->event, n));
+    }
+    for_each_line(ev->data, ev->data_len, count_line, &c);
+    return c.n + 1;
 }
 
 static void put_line(const char *line, size_t n, void *ctx)
 {
-    char **p = ctx;
-    memcpy(*p, "data: ", 6);
-    memcpy(*p + 6, line, n);
-    (*p)[6 + n] = '\n';
-    *p += 7 + n;
+    struct line_ctx *c = ctx;
+    memcpy(c->p, "data: ", 6);
+    c->p += 6;
+    c->p += copy_repaired(c->p, line, n, c->is_valid);
+    *c->p++ = '\n';
 }
 
 size_t sse_encode_event(const struct sse_event *ev, char *out)
@@ -78,14 +113,17 @@ size_t sse_encode_event(const struct sse_event *ev, char *out)
     if (ev->event != NULL) {
         size_t n = event_type_len(ev);
         memcpy(p, "event: ", 7);
-        memcpy(p + 7, ev->event, n);
-        p[7 + n] = '\n';
-        p += 8 + n;
+        p += 7;
+        p += copy_repaired(p, ev->event, n, utf8_is_valid((const uint8_t *)ev->event, n));
+        *p++ = '\n';
     }
+    struct line_ctx c = {.p = p,
+                         .is_valid = utf8_is_valid((const uint8_t *)ev->data, ev->data_len)};
     if (ev->data_len > 0)
-        for_each_line(ev->data, ev->data_len, put_line, &p);
+        for_each_line(ev->data, ev->data_len, put_line, &c);
     else
-        put_line("", 0, &p);
+        put_line("", 0, &c);
+    p = c.p;
     *p++ = '\n';
     return (size_t)(p - out);
 }

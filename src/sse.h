@@ -23,7 +23,9 @@ size_t sse_event_len(const struct sse_event *ev);
 /* Writes ev as "id: N\n[event: E\n](data: LINE\n)+\n" into out, which must
  * hold sse_event_len(ev) bytes. Returns the bytes written. Data is split
  * into one data line per line at CRLF, LF or CR; an event type is cut at
- * its first line break (a type cannot span lines). */
+ * its first line break (a type cannot span lines). Bytes of the type or
+ * data that are not UTF-8 are written as U+FFFD (see utf8_repair), so the
+ * output is always valid UTF-8. */
 size_t sse_encode_event(const struct sse_event *ev, char *out);
 
 /* Writes "retry: MS\n\n" into out[cap]. Returns the length, or 0 if cap is too small. */

@@ -47,6 +47,7 @@ struct sq_watch {
     size_t db_name_len;
     size_t retry_index;
     int64_t data_version;
+    bool is_deleted; /* the database file was deleted, and we said so */
 };
 
 struct sq {
@@ -61,6 +62,7 @@ struct sq {
     char *path;
     dev_t file_dev; /* the file opened, to notice a restore by rename */
     ino_t file_ino;
+    const char *why; /* our own reason for the last failed call, or NULL */
 };
 
 static const struct store_ops SQ_OPS;
@@ -68,6 +70,31 @@ static const struct store_ops SQ_OPS;
 #define ROW_COLUMNS "id, channel, event, data, typeof(data) = 'blob'"
 
 static void sq_close(struct store *base);
+
+/* Why a database may fail to open although it is there: it, or its
+ * directory, cannot be written (a WAL database needs to create -wal and
+ * -shm files next to it). Returns "" or a note that starts with a space. */
+static const char *readonly_note(const char *path)
+{
+    char *copy = strdup(path);
+    const char *note = "";
+    if (copy != NULL && access(dirname(copy), W_OK) != 0 && (errno == EROFS || errno == EACCES))
+        note = " (its directory is read-only: a WAL database needs to create its -wal and -shm "
+               "files there)";
+    else if (access(path, W_OK) != 0 && (errno == EROFS || errno == EACCES))
+        note = " (the file is read-only)";
+    free(copy);
+    return note;
+}
+
+/* True when nothing is at the path any more: the database file was
+ * deleted. Our connection still reads and writes the unlinked file, so
+ * sq_insert refuses rather than store rows that vanish with it. */
+static bool is_deleted(const struct sq *st)
+{
+    struct stat sb;
+    return stat(st->path, &sb) != 0 && errno == ENOENT;
+}
 
 static struct sq *sq_open(const char *path, char *err, size_t err_cap)
 {
@@ -81,8 +108,8 @@ static struct sq *sq_open(const char *path, char *err, size_t err_cap)
     int rc = sqlite3_open_v2(
         path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK || st->path == NULL) {
-        snprintf(err, err_cap, "cannot open database %s: %s", path,
-                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        snprintf(err, err_cap, "cannot open database %s: %s%s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory", readonly_note(path));
         goto fail;
     }
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
@@ -93,8 +120,19 @@ static struct sq *sq_open(const char *path, char *err, size_t err_cap)
     }
     char *msg = NULL;
     if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, err_cap, "cannot use database %s: %s", path, msg ? msg : "unknown error");
+        snprintf(err, err_cap, "cannot use database %s: %s%s", path, msg ? msg : "unknown error",
+                 readonly_note(path));
         sqlite3_free(msg);
+        goto fail;
+    }
+    /* A log we cannot write (a read-only file or file system, opened
+     * read-only by SQLite when its -wal and -shm files are there) is refused
+     * at start, whatever files lie beside it: one defined behaviour
+     * (README: "Faults"), not publishes that fail one by one. */
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        const char *note = readonly_note(path);
+        snprintf(err, err_cap, "cannot use database %s: it is read-only%s", path,
+                 note[0] ? note : " (the file or its file system)");
         goto fail;
     }
     /* Publishers commit in WAL mode; NORMAL is durable across application
@@ -311,6 +349,18 @@ static enum store_change sq_changes(struct store *base, enum store_wake why, lon
         drain_inotify(w, &is_ours, &is_renamed);
     if (!is_ours && why != STORE_WAKE_RETRY)
         return STORE_CHANGE_NONE;
+    if (why == STORE_WAKE_POLL && is_deleted(st)) {
+        if (!w->is_deleted)
+            fprintf(stderr,
+                    "litepush: the database file %s was deleted: streams stay open, publishes "
+                    "are refused, and a new database at that path is followed as soon as it "
+                    "appears\n",
+                    st->path);
+        w->is_deleted = true;
+        return STORE_CHANGE_NONE;
+    }
+    if (why == STORE_WAKE_POLL)
+        w->is_deleted = false;
     if (is_renamed && is_replaced(st)) {
         char err[256];
         if (!reopen(st, err, sizeof err)) {
@@ -431,6 +481,11 @@ static enum store_err sq_insert(struct store *base, const char *channel, size_t 
 {
     struct sq *st = (struct sq *)base;
     sqlite3_stmt *stmt = st->insert;
+    st->why = NULL;
+    if (is_deleted(st)) { /* README: "Faults" */
+        st->why = "the database file was deleted; message not stored";
+        return STORE_ERR_QUERY;
+    }
     sqlite3_bind_text(stmt, 1, channel, (int)channel_len, SQLITE_STATIC);
     if (event != NULL)
         sqlite3_bind_text(stmt, 2, event, (int)event_len, SQLITE_STATIC);
@@ -440,7 +495,12 @@ static enum store_err sq_insert(struct store *base, const char *channel, size_t 
         sqlite3_bind_blob64(stmt, 3, data, data_len, SQLITE_STATIC);
     else
         sqlite3_bind_text64(stmt, 3, data, data_len, SQLITE_STATIC, SQLITE_UTF8);
+    /* An INSERT runs on an event loop: it must not wait there for another
+     * connection's write lock. BUSY comes back at once and the caller
+     * retries off the loop (ws_conn.c). */
+    sqlite3_busy_timeout(st->db, 0);
     int rc = sqlite3_step(stmt);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE)
@@ -451,7 +511,8 @@ static enum store_err sq_insert(struct store *base, const char *channel, size_t 
 
 static const char *sq_errmsg(const struct store *base)
 {
-    return sqlite3_errmsg(((const struct sq *)base)->db);
+    const struct sq *st = (const struct sq *)base;
+    return st->why != NULL ? st->why : sqlite3_errmsg(st->db);
 }
 
 /* ---- Retention (litepush-prune) ----

@@ -130,3 +130,43 @@ bool utf8_is_valid(const uint8_t *buf, size_t len)
     struct utf8_state st = {0};
     return utf8_feed(&st, buf, len) == UTF8_COMPLETE;
 }
+
+/* Walks buf and either copies (out != NULL) or counts the repaired text.
+ * A maximal subpart is the longest prefix of a character that some valid
+ * completion could still follow; the automaton rejects exactly on the
+ * byte after it, so that byte starts the next attempt (unless it was the
+ * first byte, which is then a subpart on its own). */
+static size_t repair(const uint8_t *buf, size_t len, uint8_t *out)
+{
+    static const uint8_t REPLACEMENT[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
+    size_t n = 0, i = 0;
+    while (i < len) {
+        uint32_t s = S_ACCEPT;
+        size_t start = i;
+        do
+            s = next_state[s][byte_class[buf[i++]]];
+        while (s != S_ACCEPT && s != S_REJECT && i < len);
+        if (s == S_ACCEPT) {
+            if (out != NULL)
+                memcpy(out + n, buf + start, i - start);
+            n += i - start;
+            continue;
+        }
+        if (s == S_REJECT && i - start > 1)
+            i--; /* the rejecting byte may begin a character of its own */
+        if (out != NULL)
+            memcpy(out + n, REPLACEMENT, sizeof REPLACEMENT);
+        n += sizeof REPLACEMENT;
+    }
+    return n;
+}
+
+size_t utf8_repaired_len(const uint8_t *buf, size_t len)
+{
+    return repair(buf, len, NULL);
+}
+
+size_t utf8_repair(const uint8_t *buf, size_t len, uint8_t *out)
+{
+    return repair(buf, len, out);
+}

@@ -35,4 +35,14 @@ enum utf8_result utf8_feed(struct utf8_state *st, const uint8_t *buf, size_t len
  * cut at the end is invalid). The empty buffer is valid. */
 bool utf8_is_valid(const uint8_t *buf, size_t len);
 
+/* Repairing text that must go out as UTF-8 whatever is stored (a row
+ * written by SQL may hold any bytes): each maximal subpart of an invalid
+ * sequence becomes U+FFFD, as the WHATWG Encoding Standard's UTF-8 decoder
+ * does (so a browser would show the same characters), and valid text is
+ * copied unchanged. The result is always valid UTF-8 and at most 3 * len
+ * bytes. utf8_repaired_len gives its exact length; utf8_repair writes it
+ * into out, which must hold that many bytes, and returns the length. */
+size_t utf8_repaired_len(const uint8_t *buf, size_t len);
+size_t utf8_repair(const uint8_t *buf, size_t len, uint8_t *out);
+
 #endif

@@ -30,6 +30,11 @@ struct watcher {
     watcher_replaced_fn *on_replaced;
     void *replaced_ctx;
     int64_t issued_max; /* the highest id ever issued, when last looked at */
+    /* A commit was announced but reading it failed (SQLITE_BUSY while an
+     * application holds a lock, PostgreSQL away): the store will not
+     * announce it again, so every later wake-up and poll reads until one
+     * succeeds. */
+    bool is_behind;
     struct watcher_stats stats;
 };
 
@@ -41,8 +46,8 @@ static void publish_row(const struct store_row *row, void *ctx)
     w->stats.rows_published++;
 }
 
-/* Returns false when the log could not be read (the next wake-up or poll
- * tries again from the same id, so nothing is lost). */
+/* Returns false when the log could not be read; w->is_behind then makes
+ * the next wake-up or poll try again from the same id, so nothing is lost. */
 static bool read_new_rows(struct watcher *w)
 {
     int count;
@@ -51,11 +56,14 @@ static bool read_new_rows(struct watcher *w)
         enum store_err err = store_read(w->store, w->stats.last_id, INT64_MAX, NULL, NULL, 0,
                                         LIMITS_BATCH_ROWS, publish_row, w, &count);
         if (err != STORE_OK) {
-            if (err != STORE_ERR_DOWN)
-                fprintf(stderr, "litepush: watcher: reading the log: %s\n", store_errmsg(w->store));
+            if (err != STORE_ERR_DOWN && !w->is_behind)
+                fprintf(stderr, "litepush: watcher: reading the log: %s (retrying)\n",
+                        store_errmsg(w->store));
+            w->is_behind = true;
             return false;
         }
     } while (count == LIMITS_BATCH_ROWS);
+    w->is_behind = false;
     return true;
 }
 
@@ -111,6 +119,8 @@ static void check(struct watcher *w, enum store_wake why)
         if (is_read && w->stats.rows_published == before)
             check_rewind(w);
         w->stats.last_lag_ms = w->woke_ms ? loop_clock_ms() - w->woke_ms : 0;
+    } else if (w->is_behind) {
+        read_new_rows(w);
     } else if (why == STORE_WAKE_POLL) {
         check_rewind(w);
     }

@@ -4,6 +4,11 @@
  * time), OPEN, CLOSING (our close frame is queued or sent: nothing else is
  * ever sent after it, RFC 6455 §5.5.1; we read until the peer closes or a
  * deadline passes). A connection is freed only from the after-batch hook.
+ * Closing is lingering, for every close code: after an input error the
+ * rest of the input cannot be framed, so it is read and dropped until the
+ * peer ends the stream or CLOSE_TIMEOUT_MS passes. Closing the socket with
+ * unread bytes would make the kernel send a reset, which a proxy may pass
+ * on before (instead of) our close frame.
  *
  * Memory while idle: this struct and its feed only. The handshake buffer is
  * freed after the 101, a message buffer exists only while a client message
@@ -43,6 +48,7 @@
 #include "json.h"
 #include "loop.h"
 #include "outq.h"
+#include "peer_limit.h"
 #include "payload.h"
 #include "query.h"
 #include "store.h"
@@ -55,6 +61,18 @@
 #define READS_PER_WAKE 4
 /* How long we wait for the peer's close frame or end of stream. */
 #define CLOSE_TIMEOUT_MS 3000
+/* A publish that meets another connection's write lock (an application's
+ * transaction) does not wait on the loop: it is kept and retried on a
+ * timer, the delay doubling from PUBLISH_RETRY_MIN_MS to
+ * PUBLISH_RETRY_MAX_MS, for PUBLISH_WAIT_MS in all, then refused as busy.
+ * One publish per connection waits; another meanwhile is refused at once.
+ * A backend that itself waited before saying busy (PostgreSQL's
+ * lock_timeout: the attempt took PUBLISH_WAITED_MS or more) is not asked
+ * again: the publish is refused as busy at once, as before. */
+#define PUBLISH_WAIT_MS 2000
+#define PUBLISH_RETRY_MIN_MS 1
+#define PUBLISH_RETRY_MAX_MS 50
+#define PUBLISH_WAITED_MS 20
 
 static const char *const SUBPROTOCOLS[] = {"litepush.v1"};
 
@@ -67,9 +85,20 @@ struct ws_conn {
     bool is_deflate; /* permessage-deflate was agreed */
     bool is_awaiting_pong;
     bool is_wr_shut;   /* our close frame went out and we shut down writing */
+    bool is_discarding; /* the input cannot be framed any more: drop it */
     uint64_t since_ms; /* state change, for the handshake and close deadlines */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
+    uint64_t msg_start_ms; /* first frame of the message in flight; 0: none */
+    bool has_peer_slot;    /* counted in cfg->peers under peer_addr */
+    uint8_t peer_addr[PEER_LIMIT_ADDR_LEN];
+    /* a publish waiting for the write lock */
+    struct loop_timer publish_timer;
+    struct deflate_buf pending;
+    bool is_pending;
+    bool is_pending_text;
+    uint64_t pending_since_ms;
+    unsigned pending_delay_ms;
     /* handshake */
     char *head;
     size_t head_len;
@@ -98,7 +127,7 @@ static void mark_closing(struct ws_conn *c)
 
 static void check_queue_cap(struct ws_conn *c)
 {
-    if (c->conn.out.bytes <= c->env->cfg->queue_cap)
+    if (!conn_is_too_slow(&c->conn))
         return;
     fprintf(stderr,
             "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
@@ -323,6 +352,20 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
         refuse(c, 403, "origin not allowed", 0);
         return;
     }
+    if (cfg->peers != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t ss_len = sizeof ss;
+        if (getpeername(c->conn.io.fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
+            peer_limit_client_addr(&ss, ss_len, req->forwarded_for.ptr, req->forwarded_for.len,
+                                   c->peer_addr)) {
+            if (!peer_limit_take(cfg->peers, c->peer_addr)) {
+                metrics_add(c->env->set.metrics, METRIC_REFUSED_FULL, 1);
+                refuse(c, 503, "too many connections from this address", 5);
+                return;
+            }
+            c->has_peer_slot = true;
+        }
+    }
     char *scratch = malloc(req->query.len + 1);
     struct query_request q;
     enum query_err qerr = QUERY_ERR_TOO_LONG;
@@ -493,40 +536,42 @@ static void reply_error(struct ws_conn *c, const char *reason)
     queue_frame_copy(c, WS_FRAME_OP_TEXT, body, (size_t)n);
 }
 
-static void publish(struct ws_conn *c, bool is_text)
+/* One INSERT for a client message; *reason is set for STORE_ERR_INPUT. */
+static enum store_err insert_message(struct ws_conn *c, const uint8_t *data, size_t len,
+                                     bool is_text, const char **reason)
 {
     struct ws_conn_env *env = c->env;
-    if (!env->cfg->is_publish_allowed) {
-        reply_error(c, "publishing is not enabled on this server");
-        return;
-    }
     int64_t id;
-    const char *reason = NULL;
-    enum store_err err;
+    *reason = NULL;
     const struct access_policy *policy = env->cfg->access;
     static const char NO_RIGHTS[] = "the token does not allow publishing to this channel";
     if (is_text) {
         struct json_publish pub;
-        reason = json_parse_publish(env->json, (const char *)c->msg.data, c->msg.len, &pub);
-        if (reason == NULL && access_is_reserved_event(pub.event, pub.event_len))
-            reason = "event names starting with litepush. are reserved for the server";
-        if (reason == NULL && policy != NULL &&
+        *reason = json_parse_publish(env->json, (const char *)data, len, &pub);
+        if (*reason == NULL && access_is_reserved_event(pub.event, pub.event_len))
+            *reason = "event names starting with litepush. are reserved for the server";
+        if (*reason == NULL && policy != NULL &&
             !access_may_publish(policy, c->publish, pub.channel, pub.channel_len))
-            reason = NO_RIGHTS;
-        err = reason != NULL
-                  ? STORE_ERR_INPUT
-                  : store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
-                                 pub.event_len, pub.data, pub.data_len, false, &id);
-    } else if (policy != NULL && !access_may_publish(policy, c->publish, c->conn.feed.channels[0],
-                                                     c->conn.feed.channel_lens[0])) {
-        reason = NO_RIGHTS;
-        err = STORE_ERR_INPUT;
-    } else {
-        /* An open connection's feed has at least one channel. */
-        err = store_insert(env->set.source.store, c->conn.feed.channels[0],
-                           c->conn.feed.channel_lens[0], NULL, 0,
-                           c->msg.data ? (void *)c->msg.data : "", c->msg.len, true, &id);
+            *reason = NO_RIGHTS;
+        if (*reason != NULL)
+            return STORE_ERR_INPUT;
+        return store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
+                            pub.event_len, pub.data, pub.data_len, false, &id);
     }
+    if (policy != NULL && !access_may_publish(policy, c->publish, c->conn.feed.channels[0],
+                                              c->conn.feed.channel_lens[0])) {
+        *reason = NO_RIGHTS;
+        return STORE_ERR_INPUT;
+    }
+    /* An open connection's feed has at least one channel. */
+    return store_insert(env->set.source.store, c->conn.feed.channels[0],
+                        c->conn.feed.channel_lens[0], NULL, 0, data ? (const void *)data : "", len,
+                        true, &id);
+}
+
+static void publish_done(struct ws_conn *c, enum store_err err, const char *reason)
+{
+    struct ws_conn_env *env = c->env;
     if (err == STORE_ERR_INPUT) {
         reply_error(c, reason);
         return;
@@ -546,8 +591,67 @@ static void publish(struct ws_conn *c, bool is_text)
     watcher_catch_up(env->set.watcher);
 }
 
+static void drop_pending(struct ws_conn *c)
+{
+    loop_timer_cancel(c->env->set.loop, &c->publish_timer);
+    deflate_buf_free(&c->pending);
+    c->is_pending = false;
+}
+
+static void on_publish_retry(struct loop_timer *t)
+{
+    struct ws_conn *c = LOOP_CONTAINER(t, struct ws_conn, publish_timer);
+    if (c->conn.is_closing || c->state != CONN_OPEN) {
+        drop_pending(c);
+        return;
+    }
+    const char *reason;
+    uint64_t t0 = loop_clock_ms();
+    enum store_err err =
+        insert_message(c, c->pending.data, c->pending.len, c->is_pending_text, &reason);
+    struct loop *loop = c->env->set.loop;
+    if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS &&
+        loop_clock_ms() - c->pending_since_ms < PUBLISH_WAIT_MS) {
+        if (c->pending_delay_ms < PUBLISH_RETRY_MAX_MS)
+            c->pending_delay_ms *= 2;
+        loop_timer_arm(loop, &c->publish_timer, c->pending_delay_ms);
+        return;
+    }
+    publish_done(c, err, reason);
+    drop_pending(c);
+}
+
+static void publish(struct ws_conn *c, bool is_text)
+{
+    if (!c->env->cfg->is_publish_allowed) {
+        reply_error(c, "publishing is not enabled on this server");
+        return;
+    }
+    if (c->is_pending) {
+        reply_error(c, "database is busy, try again");
+        return;
+    }
+    const char *reason;
+    uint64_t t0 = loop_clock_ms();
+    enum store_err err = insert_message(c, c->msg.data, c->msg.len, is_text, &reason);
+    if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS) {
+        /* Take the message over; end_message then finds an empty buffer. */
+        c->pending = c->msg;
+        c->msg = (struct deflate_buf){0};
+        c->is_pending = true;
+        c->is_pending_text = is_text;
+        c->pending_since_ms = t0;
+        c->pending_delay_ms = PUBLISH_RETRY_MIN_MS;
+        c->publish_timer.on_due = on_publish_retry;
+        loop_timer_arm(c->env->set.loop, &c->publish_timer, c->pending_delay_ms);
+        return;
+    }
+    publish_done(c, err, reason);
+}
+
 static void end_message(struct ws_conn *c)
 {
+    c->msg_start_ms = 0;
     c->msg.len = 0;
     deflate_buf_free(&c->msg);
     c->utf8 = (struct utf8_state){0};
@@ -565,6 +669,16 @@ static void fail(struct ws_conn *c, uint16_t code, const char *reason)
  * as soon as the bytes cannot be UTF-8). */
 static bool append_message(struct ws_conn *c, const struct ws_frame_chunk *ch)
 {
+    if (c->msg_start_ms == 0)
+        c->msg_start_ms = loop_now_ms(c->env->set.loop);
+    /* Publishing off: the message will be refused, so nothing of it is
+     * kept; each piece is still checked (UTF-8, and inflated within
+     * --max-message) and dropped, and a client pins no memory with it. */
+    if (!c->env->cfg->is_publish_allowed && c->msg.len > 0) {
+        c->msg.len = 0;
+        if (c->msg.cap > 4096)
+            deflate_buf_free(&c->msg);
+    }
     size_t old_len = c->msg.len;
     if (ch->is_compressed) {
         enum deflate_err e = deflate_inflate(&c->inflater, ch->data, ch->len, ch->is_message_end,
@@ -646,6 +760,8 @@ static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
 
 static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
 {
+    if (c->is_discarding)
+        return; /* lingering close: read and dropped */
     while (len > 0 && !c->conn.is_closing) {
         struct ws_frame_chunk ch;
         ptrdiff_t n =
@@ -654,10 +770,9 @@ static void take_frames(struct ws_conn *c, uint8_t *buf, size_t len)
             return;
         if (n < 0) {
             enum ws_frame_err e = (enum ws_frame_err)n;
-            if (c->state == CONN_CLOSING)
-                mark_closing(c); /* no second close frame: just end */
-            else
+            if (c->state != CONN_CLOSING) /* else no second close frame */
                 fail(c, ws_frame_err_close_code(e), ws_frame_strerror(e));
+            c->is_discarding = true;
             return;
         }
         on_chunk(c, &ch);
@@ -712,6 +827,9 @@ static void ws_flush(struct conn *conn)
 static void ws_free(struct conn *conn)
 {
     struct ws_conn *c = ws_conn_of(conn);
+    drop_pending(c);
+    if (c->has_peer_slot)
+        peer_limit_give(c->env->cfg->peers, c->peer_addr);
     conn_release(conn);
     deflate_buf_free(&c->msg);
     deflate_inflater_free(&c->inflater);
@@ -747,6 +865,11 @@ static void tick_conn(struct ws_conn *c, uint64_t now_ms)
     } else if (c->state == CONN_CLOSING) {
         if (now_ms - c->since_ms >= CLOSE_TIMEOUT_MS)
             mark_closing(c);
+    } else if (c->msg_start_ms != 0 && cfg->message_timeout_ms > 0 &&
+               now_ms - c->msg_start_ms >= cfg->message_timeout_ms) {
+        /* An unfinished message holds memory: it gets a deadline. A client
+         * still sending its fragments is alive, so no ping is due now. */
+        fail(c, 1008, "message not completed in time");
     } else if (c->is_awaiting_pong) {
         if (now_ms - c->ping_sent_ms >= cfg->ping_ms) {
             metrics_add(c->env->set.metrics, METRIC_DROPPED_UNRESPONSIVE, 1);
@@ -787,8 +910,11 @@ bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *
                       struct metrics *metrics, hub_encode_fn *const encoders[2], void *encode_ctx,
                       char *err, size_t err_cap)
 {
-    return conn_set_init(&env->set, loop, store, metrics, encoders, 2, encode_ctx, &WS_CONN_OPS,
-                         err, err_cap);
+    if (!conn_set_init(&env->set, loop, store, metrics, encoders, 2, encode_ctx, &WS_CONN_OPS,
+                       err, err_cap))
+        return false;
+    hub_set_max_row(env->set.hub, env->cfg->max_row);
+    return true;
 }
 
 void ws_conn_env_close(struct ws_conn_env *env)
@@ -814,6 +940,7 @@ bool ws_conn_start(struct ws_conn_env *env, int fd)
         return false;
     }
     c->env = env;
+    c->conn.queue_cap = env->cfg->queue_cap;
     c->since_ms = c->last_rx_ms = loop_now_ms(env->set.loop);
     return true;
 }

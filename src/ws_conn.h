@@ -18,6 +18,8 @@
 struct access_policy;
 struct json;
 
+struct peer_limit;
+
 struct ws_conn_config {
     bool is_publish_allowed; /* --allow-publish */
     bool is_deflate_enabled; /* permessage-deflate offered to clients */
@@ -25,7 +27,10 @@ struct ws_conn_config {
     unsigned ping_ms;        /* ping a connection silent this long; drop it
                                 if the pong takes as long again */
     unsigned handshake_timeout_ms;
+    unsigned message_timeout_ms; /* --message-timeout: a message must be whole by then */
     size_t queue_cap;           /* bytes queued for one client before it is dropped */
+    size_t max_row;             /* --max-row: bigger rows go out as litepush.skipped */
+    struct peer_limit *peers;   /* --max-per-address (shared, locked); NULL: no cap */
     size_t max_connections;     /* 503 beyond */
     const char *const *origins; /* --origin allow-list; none = any origin */
     size_t origin_count;

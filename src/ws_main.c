@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "input_limits.h"
 #include "listen.h"
+#include "peer_limit.h"
 #include "loop.h"
 #include "access.h"
 #include "keys.h"
@@ -43,7 +44,9 @@ static const char USAGE[] =
     "Usage: litepush-ws --db PATH --listen HOST:PORT [--allow-publish]\n"
     "                   [--max-message BYTES] [--ping SECONDS] [--max-connections N]\n"
     "                   [--queue-bytes N] [--origin ORIGIN]... [--no-deflate]\n"
-    "                   [--threads N] [--auth-keys PATH] [--public PATTERN]...\n"
+    "                   [--threads N] [--socket-mode MODE] [--max-row BYTES]\n"
+    "                   [--max-per-address N] [--message-timeout SECONDS]\n"
+    "                   [--auth-keys PATH] [--public PATTERN]...\n"
     "\n"
     "WebSocket (RFC 6455) server for the litepush log, meant to sit behind Apache\n"
     "mod_proxy_wstunnel or lighttpd mod_proxy. GET /ws?channel=NAME[&lastEventId=N]\n"
@@ -52,6 +55,8 @@ static const char USAGE[] =
     "  --db PATH             the SQLite log (created if new) or a postgresql:// URI;\n"
     "                        LITEPUSH_DB otherwise\n"
     "  --listen ADDR         HOST:PORT or a unix socket path\n"
+    "  --socket-mode MODE    permission bits of a --listen unix socket (default\n"
+    "                        0660: the owner and its group, e.g. www-data)\n"
     "  --allow-publish       let clients insert rows: a text frame\n"
     "                        {\"channel\":\"c\",\"event\":\"e\",\"data\":\"...\"}, or a binary\n"
     "                        frame stored as a BLOB in the first channel of the URL\n"
@@ -62,6 +67,15 @@ static const char USAGE[] =
     "  --max-connections N   refuse more with 503 and Retry-After (default 18000)\n"
     "  --queue-bytes N       bytes queued for one slow client before it is dropped\n"
     "                        (default 1048576); it resumes with lastEventId\n"
+    "  --message-timeout SECONDS  a client message (all its fragments) must\n"
+    "                        arrive within this time, else close 1008 (default 30)\n"
+    "  --max-per-address N   connections one client address may hold (default\n"
+    "                        256; 0: no cap); behind a proxy on loopback (the web\n"
+    "                        server) the address is the last X-Forwarded-For entry;\n"
+    "                        beyond it, 503 with Retry-After\n"
+    "  --max-row BYTES       the most data bytes a row may have to be sent (default\n"
+    "                        16777216); a bigger row goes out as an event\n"
+    "                        litepush.skipped with its id\n"
     "  --origin ORIGIN       refuse browser pages from other origins with 403\n"
     "                        (repeatable; a request without Origin, from a program,\n"
     "                        passes); needed when tokens may come from a cookie\n"
@@ -89,9 +103,23 @@ struct pending {
 };
 
 /* What the listener, the workers and the main thread share. */
+/* Out of descriptors (EMFILE, ENFILE) or kernel memory, accept() fails at
+ * once and the listener stays readable: stop accepting for this long
+ * instead of spinning, and log it at most once per ACCEPT_LOG_MS. */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000
+/* Descriptors every process needs besides its connections: stdio, the
+ * listener, signalfd, and per worker its epoll, wake-up, store (database,
+ * WAL and shm files), inotify and timer descriptors. */
+#define FDS_RESERVED_BASE 16
+#define FDS_RESERVED_PER_THREAD 8
+
 struct app {
     struct pool *pool;
     struct loop_io listen_io;
+    struct loop_timer accept_pause; /* armed while accepting is paused */
+    uint64_t accept_logged_ms;      /* when the last accept failure was logged */
+    unsigned long accept_failures;  /* since then */
     struct ws_conn_config cfg;
     struct ws_conn_shared shared;
     /* One per worker (metrics[0..workers_made)), then the listener's (the
@@ -168,6 +196,32 @@ static void refuse_full(int fd)
     close(fd);
 }
 
+static void on_accept_resume(struct loop_timer *t)
+{
+    struct app *app = LOOP_CONTAINER(t, struct app, accept_pause);
+    if (loop_io_add(pool_main_loop(app->pool), &app->listen_io, EPOLLIN) != 0)
+        loop_timer_arm(pool_main_loop(app->pool), &app->accept_pause, ACCEPT_PAUSE_MS);
+}
+
+/* accept() failed for want of resources: the connections already open go
+ * on being served; new ones wait in the backlog until the pause ends. */
+static void pause_accepting(struct app *app, int err)
+{
+    struct loop *loop = pool_main_loop(app->pool);
+    uint64_t now = loop_clock_ms();
+    app->accept_failures++;
+    if (app->accept_logged_ms == 0 || now - app->accept_logged_ms >= ACCEPT_LOG_MS) {
+        fprintf(stderr,
+                "litepush-ws: accept: %s (%lu times since the last report): pausing new "
+                "connections for %d ms at a time; open ones are still served\n",
+                strerror(err), app->accept_failures, ACCEPT_PAUSE_MS);
+        app->accept_logged_ms = now;
+        app->accept_failures = 0;
+    }
+    loop_io_remove(loop, &app->listen_io);
+    loop_timer_arm(loop, &app->accept_pause, ACCEPT_PAUSE_MS);
+}
+
 static void on_accept(struct loop_io *io, uint32_t events)
 {
     (void)events;
@@ -177,8 +231,11 @@ static void on_accept(struct loop_io *io, uint32_t events)
         socklen_t len = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+                pause_accepting(app, err);
+            else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(err));
             return;
         }
         if (atomic_fetch_add(&app->shared.admitted, 1) >= app->cfg.max_connections) {
@@ -205,25 +262,32 @@ static void on_accept(struct loop_io *io, uint32_t events)
 int main(int argc, char **argv)
 {
     const char *db = getenv("LITEPUSH_DB");
-    const char *listen_spec = NULL, *keys_path = NULL;
+    const char *listen_spec = NULL, *keys_path = NULL, *socket_mode_s = NULL;
+    unsigned socket_mode = LISTEN_SOCKET_MODE_DEFAULT;
     static const char *origins[MAX_ORIGINS];
     static const char *public_items[PATTERN_SET_MAX];
+    long max_row = LIMITS_ROW_DEFAULT;
     long max_message = LIMITS_WS_MESSAGE_DEFAULT, ping_s = 25, max_conns = 18000,
          queue_bytes = LIMITS_QUEUE_BYTES_DEFAULT, threads = get_nprocs();
     static struct app app;
     struct ws_conn_config *cfg = &app.cfg;
     *cfg = (struct ws_conn_config){
         .is_deflate_enabled = true, .handshake_timeout_ms = 10000, .origins = origins};
+    long message_timeout_s = 30, max_per_address = 256;
     struct cli_list origin_list = {.items = origins, .cap = MAX_ORIGINS};
     struct cli_list public_list = {.items = public_items, .cap = PATTERN_SET_MAX};
     const struct cli_flag opts[] = {
         {"db", CLI_STRING, &db, 0, 0},
         {"listen", CLI_STRING, &listen_spec, 0, 0},
+        {"socket-mode", CLI_STRING, &socket_mode_s, 0, 0},
         {"allow-publish", CLI_SET, &cfg->is_publish_allowed, 0, 0},
         {"max-message", CLI_NUMBER, &max_message, 125, 1L << 30},
         {"ping", CLI_NUMBER, &ping_s, 1, 3600},
         {"max-connections", CLI_NUMBER, &max_conns, 1, 1000000},
         {"queue-bytes", CLI_NUMBER, &queue_bytes, 4096, 1L << 30},
+        {"max-row", CLI_NUMBER, &max_row, 1024, 1L << 30},
+        {"message-timeout", CLI_NUMBER, &message_timeout_s, 1, 3600},
+        {"max-per-address", CLI_NUMBER, &max_per_address, 0, 1000000},
         {"origin", CLI_LIST, &origin_list, 0, 0},
         {"no-deflate", CLI_CLEAR, &cfg->is_deflate_enabled, 0, 0},
         {"threads", CLI_NUMBER, &threads, 1, MAX_THREADS},
@@ -233,6 +297,12 @@ int main(int argc, char **argv)
     int rc = cli_parse("litepush-ws", USAGE, argc, argv, opts, sizeof opts / sizeof opts[0]);
     if (rc >= 0)
         return rc;
+    if (socket_mode_s != NULL && !listen_parse_mode(socket_mode_s, &socket_mode)) {
+        fprintf(stderr, "litepush-ws: --socket-mode wants octal permission bits such as 0660, got "
+                        "'%s'\nTry 'litepush-ws --help'.\n",
+                socket_mode_s);
+        return 2;
+    }
     if (db == NULL || db[0] == '\0' || listen_spec == NULL) {
         fputs("litepush-ws: give --db PATH (or LITEPUSH_DB) and --listen HOST:PORT\n"
               "Try 'litepush-ws --help'.\n",
@@ -252,6 +322,12 @@ int main(int argc, char **argv)
     cfg->ping_ms = (unsigned)ping_s * 1000;
     cfg->max_connections = (size_t)max_conns;
     cfg->queue_cap = (size_t)queue_bytes;
+    cfg->max_row = (size_t)max_row;
+    cfg->message_timeout_ms = (unsigned)message_timeout_s * 1000;
+    if (max_per_address > 0 && (cfg->peers = peer_limit_new((size_t)max_per_address)) == NULL) {
+        fputs("litepush-ws: cannot set up --max-per-address (out of memory)\n", stderr);
+        return 1;
+    }
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
@@ -273,12 +349,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, err, sizeof err);
+    int listen_fd = listen_open(listen_spec, LISTEN_BACKLOG, socket_mode, err, sizeof err);
     if (listen_fd < 0) {
         fprintf(stderr, "litepush-ws: %s\n", err);
         return 1;
     }
-    listen_raise_fd_limit();
+    long fd_limit = listen_raise_fd_limit();
+    long fds_free = fd_limit - FDS_RESERVED_BASE - FDS_RESERVED_PER_THREAD * threads;
+    if (fd_limit > 0 && max_conns > fds_free) {
+        long clamped = fds_free > 1 ? fds_free : 1;
+        fprintf(stderr,
+                "litepush-ws: --max-connections %ld is more than the open-file limit (%ld) "
+                "allows: using %ld (raise the limit, e.g. LimitNOFILE= in the unit, for more)\n",
+                max_conns, fd_limit, clamped);
+        max_conns = clamped;
+        cfg->max_connections = (size_t)max_conns;
+    }
+    app.accept_pause.on_due = on_accept_resume;
     app.listen_io = (struct loop_io){.fd = listen_fd, .on_ready = on_accept};
     int flags = fcntl(listen_fd, F_GETFL);
     if (fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
@@ -303,5 +390,6 @@ int main(int argc, char **argv)
     log_stats(&app);
     pool_free(app.pool);
     keyring_free(app.keys);
+    peer_limit_free(cfg->peers);
     return rc == 0 ? 0 : 1;
 }

@@ -16,7 +16,7 @@ add() { # adds the counts of the last "N passed, N failed" line in $1
 }
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-for stage in unit fuzz-replay integration admin browser client docs-check fcgid package pg; do
+for stage in unit fuzz-replay integration tsan admin browser client docs-check fcgid package pg; do
     echo "== $stage"
     make -s WERROR=1 "$stage" 2>&1 | tee "$log/$stage"
     rc=${PIPESTATUS[0]}

@@ -7,9 +7,10 @@
  *   - the output is "id: " line, at most one "event: " line, one or more
  *     "data: " lines (one per line of the data), then one blank line, and
  *     LF is its only line break: nothing else can reach the client;
+ *   - the output is valid UTF-8, whatever bytes the row holds;
  *   - a reference WHATWG decoder reads back one event with the same id, the
  *     data with CRLF and CR turned into LF, and the event type cut at its
- *     first line break. */
+ *     first line break, each with invalid UTF-8 repaired (utf8_repair). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "sse.h"
+#include "utf8.h"
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
@@ -129,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     char *out = malloc(want);
     CHECK(out != NULL);
     CHECK(sse_encode_event(&ev, out) == want);
+    CHECK(utf8_is_valid((const uint8_t *)out, want));
 
     /* Line structure: id, [event], data+, blank; LF only. */
     size_t breaks_in_data = 0;
@@ -178,9 +181,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         size_t cut = 0;
         while (cut < ev.event_len && !is_break(ev.event[cut]))
             cut++;
-        CHECK(d.event_len == cut && memcmp(d.event, ev.event, cut) == 0);
+        uint8_t *fixed = malloc(3 * cut + 1);
+        CHECK(fixed != NULL);
+        size_t fixed_len = utf8_repair((const uint8_t *)ev.event, cut, fixed);
+        CHECK(d.event_len == fixed_len && memcmp(d.event, fixed, fixed_len) == 0);
+        free(fixed);
     }
-    /* data with CRLF and CR normalised to LF */
+    /* data with CRLF and CR normalised to LF, then repaired */
+    char *norm = malloc(ev.data_len + 1);
+    uint8_t *fixed = malloc(3 * ev.data_len + 1);
+    CHECK(norm != NULL && fixed != NULL);
     size_t k = 0;
     for (size_t i = 0; i < ev.data_len; i++) {
         char c = ev.data[i];
@@ -189,10 +199,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
             if (i + 1 < ev.data_len && ev.data[i + 1] == '\n')
                 i++;
         }
-        CHECK(k < d.data_len && d.data[k] == c);
-        k++;
+        norm[k++] = c;
     }
-    CHECK(k == d.data_len);
+    size_t fixed_len = utf8_repair((const uint8_t *)norm, k, fixed);
+    CHECK(fixed_len == d.data_len && memcmp(fixed, d.data, fixed_len) == 0);
+    free(norm);
+    free(fixed);
     free(data_buf);
     free(out);
     return 0;

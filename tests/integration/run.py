@@ -29,6 +29,7 @@ import re
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -36,10 +37,11 @@ import time
 import traceback
 
 import auth_cases
+import fault_cases
 import metrics_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
-                     Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
+                     Responder, RETRY_MS, ROOT, Target, alive, check, sqlite_only, fcgi_open, fcgi_request, fd_count, settle_fds,
                      free_port, http_once, short, tcp_listening, wait_until)
 
 VERBOSE = False
@@ -164,6 +166,28 @@ def cli_unix_socket_direct(_):
     check(re.search(rb"^Status: 400", out, re.M | re.I), f"direct FastCGI bad id: got {short(out)}")
 
 
+def cli_socket_mode(_):
+    """A --listen unix socket is 0660 by default (not world-writable: any
+    local user could otherwise open streams past the web server), and
+    --socket-mode sets it; a bad mode is refused."""
+    mode = stat.S_IMODE(os.stat(ENV.sock).st_mode)
+    check(mode == 0o660, f"default socket mode: expected 0660, got {mode:04o}")
+    path = os.path.join(ENV.dir, "mode.sock")
+    p = PROCS.start([BIN, "--db", ENV.db.path, "--listen", path, "--socket-mode", "0600"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(path) or p.poll() is not None, 5, "mode.sock")
+        time.sleep(0.1)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        check(mode == 0o600, f"--socket-mode 0600: got {mode:04o}")
+    finally:
+        Procs.stop(p)
+    for bad in ("999", "0o660", "rw", "01777"):
+        rc, out, err = run_bin(["--db", ENV.db.path, "--listen", path, "--socket-mode", bad])
+        check(rc == 2 and "socket-mode" in err, f"--socket-mode {bad}: expected exit 2 naming the "
+                                                 f"flag, got {rc} / {err.strip()!r}")
+
+
 def conf_user_files_parse(_):
     """apache-conf/*.conf as shipped: both servers accept them."""
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
@@ -183,6 +207,110 @@ def conf_user_files_parse(_):
     r = subprocess.run(["lighttpd", "-tt", "-f", wrap], capture_output=True, text=True, timeout=10)
     check(r.returncode == 0 and "rror" not in r.stdout + r.stderr,
           f"lighttpd -tt on litepush-lighttpd.conf: {(r.stdout + r.stderr).strip()}")
+
+
+def _local_non_loopback_ip():
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.connect(("192.0.2.1", 9))       # no packet is sent: this picks a source address
+            ip = u.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip
+
+
+def _status_from(port, path, source):
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0) if source else None) as c:
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(m.group(1)) if m else None
+
+
+def conf_stats_local_only(_):
+    """The shipped Apache and lighttpd confs serve /events/stats and
+    /ws/stats to local clients only (README: Monitoring): from another
+    address of this machine they answer 403, from 127.0.0.1 they pass the
+    request on (to backends that are not running here: 502/503)."""
+    other = _local_non_loopback_ip()
+    if other is None:
+        raise Skip("no non-loopback address on this machine to test a remote client from")
+    a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
+    l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
+    aport, lport = free_port(), free_port()
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
+    os.makedirs(os.path.join(ENV.dir, "stats-run"), exist_ok=True)
+    aconf = ENV.write("stats-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
+                      f'Listen 0.0.0.0:{aport}\nDefaultRuntimeDir "{ENV.dir}/stats-run"\n'
+                      f'PidFile "{ENV.dir}/stats.pid"\nErrorLog "{ENV.dir}/stats-apache.log"\n'
+                      f'User www-data\nGroup www-data\n{loads}\nInclude "{a}"\n')
+    lconf = ENV.write("stats-lighttpd.conf", f'server.document-root = "{ENV.dir}/www"\n'
+                      f'server.port = {lport}\nserver.bind = "0.0.0.0"\n'
+                      f'server.errorlog = "{ENV.dir}/stats-lighttpd.log"\ninclude "{l}"\n')
+    ap = PROCS.start(["/usr/sbin/apache2", "-f", aconf, "-DFOREGROUND"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lp = PROCS.start(["lighttpd", "-D", "-f", lconf], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+    try:
+        for name, p, port in (("apache", ap, aport), ("lighttpd", lp, lport)):
+            wait_until(lambda: tcp_listening(port) or p.poll() is not None, 10, f"{name} to listen")
+            check(p.poll() is None, f"{name} with the shipped conf exited ({p.returncode})")
+        got = {}
+        for name, port in (("apache", aport), ("lighttpd", lport)):
+            for path in ("/events/stats", "/ws/stats"):
+                got[(name, path, "remote")] = _status_from(port, path, other)
+                got[(name, path, "local")] = _status_from(port, path, None)
+        bad = [f"{k}: {v}" for k, v in got.items()
+               if (k[2] == "remote") != (v == 403)]
+        check(not bad, f"expected 403 from {other} and anything else from 127.0.0.1: {bad}")
+        return f"403 from {other}; from 127.0.0.1: " + ", ".join(
+            f"{k[0]}{k[1]} {v}" for k, v in got.items() if k[2] == "local")
+    finally:
+        Procs.stop(ap)
+        Procs.stop(lp)
+
+
+def idle_fastcgi_connections(_):
+    """Local connections that connect and send nothing must not stop new
+    streams (four did, for ever): the responder reads requests on 16
+    threads and gives up on one that does not arrive within
+    LIMITS_FCGI_REQUEST_MS (3 s), so with 24 idle connections a real
+    request is still answered within a few seconds, and the idle ones are
+    closed."""
+    port = ENV.fport
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(24)]
+    try:
+        time.sleep(0.2)
+        params = {"REQUEST_METHOD": "GET", "QUERY_STRING": "channel=idle", "SCRIPT_NAME": "/events",
+                  "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+        t0 = time.monotonic()
+        try:
+            out = fcgi_request(("127.0.0.1", port), params, timeout=12, until=b"retry:")
+        except OSError as e:
+            raise Fail(f"a request behind {len(idle)} idle connections failed: {e}")
+        dt = time.monotonic() - t0
+        check(b"retry:" in out, f"no stream behind {len(idle)} idle connections after {dt:.1f}s: "
+                                f"{short(out)}")
+        check(dt < 8, f"the stream took {dt:.1f}s behind idle connections")
+        closed = 0
+        for c in idle:
+            c.settimeout(8)
+            try:
+                closed += c.recv(1) == b""
+            except OSError:
+                closed += 1
+        check(closed == len(idle), f"only {closed} of {len(idle)} idle connections were closed")
+        return f"answered after {dt:.1f}s; idle connections closed"
+    finally:
+        for c in idle:
+            c.close()
 
 
 # --------------------------------------------------------------- web cases
@@ -451,6 +579,34 @@ def blob_base64(t):
         s.close()
 
 
+def utf8_row(t):
+    """A row written by SQL with bytes that are not UTF-8 in its event and
+    data (event=CAST(X'FF' AS TEXT)) goes out as valid UTF-8, each invalid
+    sequence as U+FFFD, and the stream goes on; a resume across it too."""
+    sqlite_only()
+    ch = t.ch("u8")
+    s = t.stream(f"channel={ch}").open()
+    try:
+        bad = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, "
+                             "CAST(X'FF' AS TEXT), CAST(X'61FF62' AS TEXT)) RETURNING id;").strip())
+        good = ENV.db.insert(ch, "after", "ok")
+        evs = s.wait_events(2)
+        check([(e["id"], e["event"], e["data"]) for e in evs] ==
+              [(str(bad), "\ufffd", "a\ufffdb"), (str(good), "ok", "after")],
+              f"expected the repaired row then the next one, got {[e['fields'] for e in evs]}")
+        try:
+            s.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Fail(f"the stream is not valid UTF-8: {e}")
+    finally:
+        s.close()
+    r = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(bad - 1)}).open()
+    try:
+        expect_ids(r.wait_events(2), [bad, good], "resume across the row")
+    finally:
+        r.close()
+
+
 def reset_future_id(t):
     ch = t.ch("rst")
     ENV.db.insert(ch, "old")
@@ -655,6 +811,194 @@ def reset_pruned_oldest(t):
     return _expect_pruned_reset(t, ch, ids, "oldest rows pruned")
 
 
+# ------------------------------------------------ big rows, heavy resumes (item 1)
+def big_blob_resume(t):
+    """A resume across a 900 000-byte BLOB row (1.2 MB of base64, over the
+    1 MiB queue limit) delivers it and the row after it; it used to be
+    dropped as "too slow" before its headers, on every retry."""
+    sqlite_only()
+    ch = t.ch("bigblob")
+    before = ENV.db.max_issued()
+    big = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, 'big', "
+                         "randomblob(900000)) RETURNING id;").strip())
+    after = ENV.db.insert(ch, "after")
+    s = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(before)}).open(timeout=10)
+    try:
+        evs = s.wait_events(2, timeout=15)
+        expect_ids(evs, [big, after], "resume across a 900 kB BLOB")
+        check(len(base64.b64decode(evs[0]["data"])) == 900000,
+              f"the BLOB arrived with {len(evs[0]['data'])} base64 characters")
+    finally:
+        s.close()
+
+
+def heavy_resume(t):
+    """300 rows of 5 000 bytes resumed from before the first: every row
+    arrives (they used to be queued in one 256-row batch of 1.3 MB, over
+    the limit, and the stream was dropped every time)."""
+    sqlite_only()
+    ch = t.ch("heavy")
+    before = ENV.db.max_issued()
+    ENV.db.run(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+               f"INSERT INTO messages(channel, data) SELECT {DB.text(ch)}, "
+               f"printf('%05d', i) || substr(hex(zeroblob(2500)), 1, 4995) FROM n;")
+    ids = ENV.db.ids(ch)
+    s = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(before)}).open(timeout=10)
+    try:
+        evs = s.wait_events(300, timeout=20)
+        expect_ids(evs, ids, "resume of 300 rows of 5 000 bytes")
+    finally:
+        s.close()
+
+
+def big_commit_live(t):
+    """One commit of 300 rows of 5 000 bytes (1.5 MB, over the limit) in
+    one channel reaches every live subscriber: none is dropped for what
+    the server queued in one step."""
+    sqlite_only()
+    ch = t.ch("commit")
+    subs = [t.stream(f"channel={ch}").open() for _ in range(3)]
+    try:
+        ENV.db.run(f"BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+                   f"INSERT INTO messages(channel, data) SELECT {DB.text(ch)}, "
+                   f"printf('%05d', i) || substr(hex(zeroblob(2500)), 1, 4995) FROM n; COMMIT;")
+        ids = ENV.db.ids(ch)
+        for s in subs:
+            expect_ids(s.wait_events(300, timeout=20), ids, "a live subscriber of a 1.5 MB commit")
+        rid = ENV.db.insert(ch, "after")
+        for s in subs:
+            expect_ids(s.wait_events(301, timeout=5)[300:], [rid], "the row after the big commit")
+    finally:
+        for s in subs:
+            s.close()
+
+
+def max_row(_):
+    """A row over --max-row (here 100 000 bytes) is never a silent stall:
+    it goes out as an event litepush.skipped with the row's id (so the
+    client's last id moves past it) and the reason, and the stream goes on;
+    a resume across it does the same."""
+    sqlite_only()
+    port = free_port()
+    r = Responder(ENV, "responder-maxrow", f"127.0.0.1:{port}", extra=("--max-row", "100000"))
+    r.start()
+    try:
+        ch = f"maxrow.{os.urandom(3).hex()}"
+        before = ENV.db.max_issued()
+        big = int(ENV.db.run(f"INSERT INTO messages(channel, event, data) VALUES({DB.text(ch)}, 'big', "
+                             "randomblob(200000)) RETURNING id;").strip())
+        after = ENV.db.insert(ch, "after")
+        params = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"channel={ch}&lastEventId={before}",
+                  "SCRIPT_NAME": "/events", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+        out = fcgi_request(("127.0.0.1", port), params, timeout=5, until=f"id: {after}\n".encode())
+        text = out.decode("utf-8", "replace")
+        want = (f"id: {big}\nevent: litepush.skipped\n"
+                f'data: {{"reason":"row-too-large","bytes":200000,"maxRow":100000}}\n\n'
+                f"id: {after}\ndata: after\n")
+        check(want in text, f"expected {want!r} in {short(text, 500)}")
+        return "litepush.skipped then the next row"
+    finally:
+        Procs.stop(r.p)
+
+
+def slow_client_dropped(_):
+    """The slow-client rule still holds: a FastCGI client that sends its
+    request and then never reads is dropped once rows it did not take pass
+    the queue limit (it would resume from the log)."""
+    sqlite_only()
+    ch = f"slow.{os.urandom(3).hex()}"
+    params = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"channel={ch}", "SCRIPT_NAME": "/events",
+              "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+    c = fcgi_open(("127.0.0.1", ENV.fport), params, rcvbuf=4096)
+    try:
+        time.sleep(0.5)
+        mark = len(ENV.main.log_tail(1000))
+        dropped = lambda: "dropped" in ENV.main.log_tail(1000)[mark:]
+        # Commits of 1 MB that the client reads none of, until it is dropped:
+        # what one step queued is forgiven, what piles up after is not.
+        for n in range(1, 41):
+            ENV.db.run(f"INSERT INTO messages(channel, data) VALUES({DB.text(ch)}, "
+                       "substr(hex(zeroblob(500000)), 1, 1000000));")
+            time.sleep(0.05)
+            if dropped():
+                break
+        wait_until(dropped, 5, "the responder to drop a client that reads nothing")
+        line = ENV.main.log_tail(1000)[mark:].strip().splitlines()[-1]
+        return f"after {n} MB: {line[:140]}"
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------- faults (item 9)
+def web_kill9_resume(t):
+    """kill -9 of the front end itself (Apache: parent and children) under
+    a streaming EventSource; rows are published while it is down; it comes
+    back on the same port and the client's own reconnect resumes with
+    Last-Event-ID: every row exactly once, in order."""
+    ch = t.ch("wk9")
+    node = NodeES(t.http_url(f"channel={ch}"), count=6, timeout_ms=30000)
+    try:
+        node.wait(lambda: any(x.get("type") == "open" for x in node.lines), 8, "EventSource open")
+        time.sleep(0.2)
+        ids = ENV.db.insert_rows([(ch, "w1", None), (ch, "w2", "x")])
+        node.wait(lambda: len(node.events()) >= 2, 5, "2 events before the kill")
+        ENV.kill9_server(t.name)
+        ids += ENV.db.insert_rows([(ch, "w3", None), (ch, "w4\nline2", None), (ch, "w5", "x")])
+        t0 = time.monotonic()
+        for attempt in range(30):
+            try:
+                ENV.start_server(t.name)
+                break
+            except Fail as e:
+                if attempt == 29:
+                    raise Fail(f"{t.name} did not come back after kill -9: {e}")
+                time.sleep(0.2)
+        restart_s = time.monotonic() - t0
+        ids.append(ENV.db.insert(ch, "w6"))
+        evs = node.finish(25)
+        got = [int(e["id"]) for e in evs]
+        check(got == ids, f"expected ids {ids} once each, got {got}; node said {short(node.lines, 800)}")
+        errs = [x for x in node.lines if x.get("type") == "error"]
+        return f"{t.name} back in {restart_s:.2f}s; client reconnects {len(errs)}"
+    finally:
+        node.kill()
+
+
+def apache_graceful(t):
+    """Apache graceful restart (SIGUSR1) with open streams: the streams
+    stay open on the old children and keep receiving rows, new streams are
+    served by the new generation, and every stream gets each row once."""
+    ch = t.ch("grace")
+    old = [t.stream(f"channel={ch}").open() for _ in range(3)]
+    new = []
+    try:
+        r1 = ENV.db.insert(ch, "before")
+        for s in old:
+            expect_ids(s.wait_events(1), [r1], "before the restart")
+        os.kill(ENV.apache.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+        check(ENV.apache.poll() is None, f"apache exited on a graceful restart: {ENV.tail('apache')}")
+        r2 = ENV.db.insert(ch, "during")
+        for s in old:
+            expect_ids(s.wait_events(2), [r1, r2], "an open stream across the graceful restart")
+        new = [t.stream(f"channel={ch}", headers={"Last-Event-ID": str(r1)}).open() for _ in range(3)]
+        for s in new:
+            expect_ids(s.wait_events(1), [r2], "a new stream resuming after the restart")
+        r3 = ENV.db.insert(ch, "after")
+        for s in old:
+            expect_ids(s.wait_events(3), [r1, r2, r3], "old stream")
+        for s in new:
+            expect_ids(s.wait_events(2), [r2, r3], "new stream")
+        time.sleep(0.3)
+        for s in old + new:
+            s.pump(0.05)
+        check(all(len(s.events) == 3 for s in old) and all(len(s.events) == 2 for s in new),
+              f"duplicates: old {[len(s.events) for s in old]}, new {[len(s.events) for s in new]}")
+    finally:
+        for s in old + new:
+            s.close()
+
+
 # name, function, timeout (s), scope: "cli" once; "main" apache+lighttpd on
 # the TCP responder; "all" also the unix-socket and lighttpd-spawned variants.
 CASES = [
@@ -667,7 +1011,10 @@ CASES = [
     ("cli.schema_created", cli_schema_created, 10, "cli"),
     ("cli.env_db", cli_env_db, 10, "cli"),
     ("cli.unix_socket_fastcgi", cli_unix_socket_direct, 10, "cli"),
+    ("cli.socket_mode", cli_socket_mode, 15, "cli"),
+    ("cli.idle_fastcgi_connections", idle_fastcgi_connections, 30, "cli"),
     ("conf.user_files_parse", conf_user_files_parse, 20, "cli"),
+    ("conf.stats_local_only", conf_stats_local_only, 30, "cli"),
     ("backend_down_503", backend_down_503, 10, "front"),
     ("headers_retry", headers_retry, 10, "all"),
     ("framing", framing, 10, "all"),
@@ -682,6 +1029,7 @@ CASES = [
     ("bad_input", bad_input, 30, "all"),
     ("heartbeat", heartbeat, 10, "all"),
     ("blob_base64", blob_base64, 10, "main"),
+    ("utf8_row", utf8_row, 10, "main"),
     ("reset_future_id", reset_future_id, 10, "main"),
     ("eventsource", eventsource_basic, 20, "main"),
     ("ws_proxy", ws_proxy, 20, "main"),
@@ -691,7 +1039,14 @@ CASES = [
 ] + metrics_cases.METRICS_CASES + [  # before the pruning cases, which affect later resumes
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
-] + ws_cases.WS_CASES + auth_cases.AUTH_CASES
+    ("big_blob_resume", big_blob_resume, 40, "main"),
+    ("heavy_resume", heavy_resume, 40, "main"),
+    ("big_commit_live", big_commit_live, 40, "main"),
+    ("slow_client_dropped", slow_client_dropped, 30, "cli"),
+    ("max_row", max_row, 20, "cli"),
+    ("fault.web_kill9_resume", web_kill9_resume, 60, "main"),
+    ("fault.apache_graceful", apache_graceful, 30, "apache"),
+] + fault_cases.FAULT_CASES + ws_cases.WS_CASES + auth_cases.AUTH_CASES
 # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct;
 # "auth-sse", "auth-ws", "auth-all": the --auth-keys processes (auth_cases.py)
 
@@ -759,6 +1114,7 @@ def main():
     ws_cases.ENV = ENV
     auth_cases.ENV = ENV
     metrics_cases.ENV = ENV
+    fault_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:
@@ -809,6 +1165,8 @@ def main():
                     targets = ws_targets[:1]
                 else:                      # "ws:name,name"
                     targets = [x for x in ws_targets if x.name in scope[3:].split(",")]
+            elif scope in ("apache", "lighttpd"):
+                targets = [t for t in ENV.targets if t.name == scope]
             else:
                 targets = [t for t in ENV.targets if scope == "all" or t.full]
             for t in targets:

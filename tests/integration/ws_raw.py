@@ -72,9 +72,10 @@ class RawWS:
     raw= sends those exact bytes instead. After connect(): status, headers,
     body (for refusals), key."""
 
-    def __init__(self, port, path, headers=None, raw=None, timeout=5.0):
+    def __init__(self, port, path, headers=None, raw=None, timeout=5.0, source=None):
         self.port, self.path = port, path
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.eof = False
         self.status = None

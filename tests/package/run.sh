@@ -96,6 +96,9 @@ pids+=($!)
 $SUDO env LITEPUSH_DB="$db" /usr/bin/litepush-ws --listen /run/litepush/ws.sock >>"$dir/ws.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S /run/litepush/fcgi.sock ] && [ -S /run/litepush/ws.sock ] && break; sleep 0.1; done
+# The units run them with Group=www-data, so the sockets (0660 since
+# --socket-mode's default) are the web server's group's; here root runs them.
+$SUDO chgrp www-data /run/litepush/fcgi.sock /run/litepush/ws.sock
 mods=(mpm_event authz_core authz_host proxy proxy_fcgi proxy_wstunnel env)
 mkdir -p "$dir/apache-run" "$dir/www"
 {

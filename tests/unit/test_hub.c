@@ -477,6 +477,63 @@ static void test_new_limits(void)
     CHECK(hub_new(many, HUB_MAX_FORMATS + 1, NULL) == NULL);
 }
 
+/* ---- names that are not UTF-8 ------------------------------------------ */
+
+/* Writes "<channel>|<event or NULL>" so the test sees what the encoder got. */
+static struct payload *enc_names(const struct store_row *row, void *ctx)
+{
+    (void)ctx;
+    size_t ev_len = row->event ? row->event_len : 4;
+    struct payload *p = payload_new(row->channel_len + 1 + ev_len);
+    if (p == NULL)
+        abort();
+    memcpy(p->bytes, row->channel, row->channel_len);
+    p->bytes[row->channel_len] = '|';
+    memcpy(p->bytes + row->channel_len + 1, row->event ? row->event : "NULL", ev_len);
+    return p;
+}
+
+static void names_deliver(void *subscriber, struct hub_delivery *d)
+{
+    struct payload **got = subscriber;
+    payload_unref(*got);
+    *got = payload_ref(hub_delivery_payload(d, 0));
+}
+
+/* A row written by SQL with bytes that are not UTF-8 in its event or
+ * channel reaches encoders repaired (U+FFFD per invalid sequence), on the
+ * live path and the replay path alike; valid names pass unchanged. */
+static void test_names_repaired(void)
+{
+    static hub_encode_fn *const enc[] = {enc_names};
+    struct hub *h = hub_new(enc, 1, NULL);
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    struct payload *got = NULL;
+    struct hub_sub *sub = hub_subscribe(h, S("c\xff"), names_deliver, &got);
+    CHECK(sub != NULL);
+    struct store_row r = row_on(S("c\xff"), 1);
+    r.event = guarded("e\xed\xa0\x80", 4);
+    r.event_len = 4;
+    CHECK_INT(hub_publish(h, &r), 1);
+    CHECK(got != NULL);
+    if (got != NULL)
+        CHECK_MEM(got->bytes, got->len, "c\xef\xbf\xbd|e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    struct payload *p = hub_encode(h, 0, &r);
+    CHECK(p != NULL && got != NULL && p->len == got->len && memcmp(p->bytes, got->bytes, p->len) == 0);
+    payload_unref(p);
+    struct store_row ok = row_on(S("caf\xc3\xa9"), 2);
+    p = hub_encode(h, 0, &ok);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "caf\xc3\xa9|NULL");
+    payload_unref(p);
+    payload_unref(got);
+    hub_unsubscribe(h, sub);
+    hub_free(h);
+}
+
 int main(void)
 {
     RUN(test_subscribe_publish_unsubscribe);
@@ -492,5 +549,6 @@ int main(void)
     RUN(test_many_channels);
     RUN(test_free_with_live_subscriptions);
     RUN(test_new_limits);
+    RUN(test_names_repaired);
     TEST_MAIN_END();
 }

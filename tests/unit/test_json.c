@@ -66,9 +66,9 @@ static void test_publish_refused(void)
         {"{\"data\":\"d\",\"channel\":\"\"}", NULL /* the query module's reason */},
         /* SQLite would cut the text at the NUL: refused, never cut silently */
         {"{\"data\":\"x\\u0000y\"}",
-         "data must not contain \\u0000; send binary data in a binary frame"},
+         "data must not contain U+0000; send binary data in a binary frame"},
         {"{\"data\":\"\\\\\\u0000\"}",
-         "data must not contain \\u0000; send binary data in a binary frame"},
+         "data must not contain U+0000; send binary data in a binary frame"},
         /* a lone surrogate decodes to bytes that are not UTF-8 */
         {"{\"data\":\"d\",\"event\":\"\\ud800\"}",
          "event must be valid UTF-8 (no lone surrogates)"},

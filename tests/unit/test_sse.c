@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sse.h"
+#include "utf8.h"
 #include "test.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -159,13 +160,19 @@ static void check_round_trip(const struct sse_event *ev)
     CHECK_INT(r.has_event, ev->event != NULL);
     if (ev->event != NULL) {
         size_t el = cut_at_break(ev->event, ev->event_len);
-        CHECK_INT(r.event_len, el);
-        CHECK(memcmp(r.event, ev->event, el) == 0);
+        static uint8_t ev_fixed[3 * 4096];
+        size_t fl = utf8_repair((const uint8_t *)ev->event, el, ev_fixed);
+        CHECK_INT(r.event_len, fl);
+        CHECK(memcmp(r.event, ev_fixed, fl) == 0);
     }
+    /* Bytes that are not UTF-8 come out as U+FFFD (utf8_repair). */
     static char norm[4096];
+    static uint8_t fixed[3 * 4096];
     size_t nl = normalise(ev->data, ev->data_len, norm);
-    CHECK_INT(r.data_len, nl);
-    CHECK(memcmp(r.data, norm, nl) == 0);
+    size_t fl = utf8_repair((const uint8_t *)norm, nl, fixed);
+    CHECK_INT(r.data_len, fl);
+    CHECK(memcmp(r.data, fixed, fl) == 0);
+    CHECK(utf8_is_valid((const uint8_t *)out, n));
     /* The stream ends with exactly one blank line: "\n\n" and no more. */
     CHECK(n >= 2 && out[n - 1] == '\n' && out[n - 2] == '\n');
     free(out);
@@ -425,6 +432,19 @@ static void test_concatenated(void)
     CHECK_MEM(r.data, r.data_len, "x\ny");
 }
 
+/* A row written by SQL may hold any bytes: what goes out is valid UTF-8,
+ * each invalid sequence written as U+FFFD, in the event type and the data. */
+static void test_invalid_utf8_repaired(void)
+{
+    struct sse_event ev = {.id = 7, .event = "up\xff", .event_len = 3,
+                           .data = "a\xc3\r\xed\xa0\x80z", .data_len = 7};
+    char *out;
+    size_t n = encode(&ev, &out);
+    CHECK_MEM(out, n, "id: 7\nevent: up\xef\xbf\xbd\ndata: a\xef\xbf\xbd\n"
+                      "data: \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\n\n");
+    free(out);
+}
+
 int main(void)
 {
     RUN(test_frames);
@@ -437,5 +457,6 @@ int main(void)
     RUN(test_retry_decodes_as_no_event);
     RUN(test_heartbeat);
     RUN(test_concatenated);
+    RUN(test_invalid_utf8_repaired);
     TEST_MAIN_END();
 }

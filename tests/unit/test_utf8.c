@@ -259,6 +259,54 @@ static void test_exhaustive_counts(void)
     CHECK_INT(n4, 0x100000);
 }
 
+/* utf8_repair: each maximal subpart of an invalid sequence becomes one
+ * U+FFFD, as the WHATWG decoder does (the expected bytes are what Python's
+ * errors="replace" decoder, which follows the same rule, gives). */
+static void test_repair(void)
+{
+    static const struct {
+        const char *in;
+        size_t in_len;
+        const char *want;
+        size_t want_len;
+    } repairs[] = {
+        {S(""), S("")},
+        {S("\x70\x6c\x61\x69\x6e"), S("\x70\x6c\x61\x69\x6e")},
+        {S("\x61\xff\x62"), S("\x61\xef\xbf\xbd\x62")},
+        {S("\xff"), S("\xef\xbf\xbd")},
+        {S("\xed\xa0\x80"), S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")},
+        {S("\xc0\xaf"), S("\xef\xbf\xbd\xef\xbf\xbd")},
+        {S("\xf0\x90\x80"), S("\xef\xbf\xbd")},
+        {S("\xe2\x82\x61"), S("\xef\xbf\xbd\x61")},
+        {S("\xf4\x90\x80\x80"), S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")},
+        {S("\xe2\x82\xac\xf0\x9f\x98\x80"), S("\xe2\x82\xac\xf0\x9f\x98\x80")},
+        {S("\x80\x80"), S("\xef\xbf\xbd\xef\xbf\xbd")},
+        {S("\xf0\x90\x80\xe2\x82\xac"), S("\xef\xbf\xbd\xe2\x82\xac")},
+        {S("\xe0\x80\x80"), S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")},
+        {S("\x78\xc3"), S("\x78\xef\xbf\xbd")},
+    };
+    for (size_t i = 0; i < sizeof repairs / sizeof repairs[0]; i++) {
+        const uint8_t *in = guarded(repairs[i].in, repairs[i].in_len);
+        size_t n = utf8_repaired_len(in, repairs[i].in_len);
+        CHECK_INT(n, repairs[i].want_len);
+        uint8_t out[64];
+        CHECK(n <= sizeof out);
+        if (n > sizeof out)
+            continue;
+        CHECK_INT(utf8_repair(in, repairs[i].in_len, out), n);
+        CHECK(memcmp(out, repairs[i].want, n) == 0);
+        CHECK(utf8_is_valid(out, n));
+    }
+    /* Every two-byte input repairs to valid UTF-8, unchanged when valid. */
+    for (unsigned v = 0; v < 65536; v++) {
+        uint8_t in[2] = {(uint8_t)(v >> 8), (uint8_t)v}, out[6];
+        size_t n = utf8_repair(in, 2, out);
+        CHECK(n == utf8_repaired_len(in, 2) && n <= sizeof out && utf8_is_valid(out, n));
+        if (utf8_is_valid(in, 2))
+            CHECK(n == 2 && memcmp(in, out, 2) == 0);
+    }
+}
+
 int main(void)
 {
     RUN(test_whole);
@@ -269,5 +317,6 @@ int main(void)
     RUN(test_empty_feeds_keep_state);
     RUN(test_fast_path_offsets);
     RUN(test_exhaustive_counts);
+    RUN(test_repair);
     TEST_MAIN_END();
 }
