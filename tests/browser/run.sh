@@ -35,12 +35,12 @@ fi
 # The test runs in its own process group so that whatever it leaves behind
 # (servers, chromium) goes with it.
 script=${1:-test.mjs}
-case $script in client.mjs) limit=215 ;; *) limit=88 ;; esac
+case $script in client.mjs) limit=215 ;; *) limit=118 ;; esac
 setsid node "$script" &
 pid=$!
 stop() { kill -TERM -- "-$pid" 2>/dev/null; sleep 1; kill -KILL -- "-$pid" 2>/dev/null; }
 trap 'stop; exit 1' INT TERM
-# A hard bound on top of the test's own watchdog (80 s, 200 s).
+# A hard bound on top of the test's own watchdog (110 s, 200 s).
 ( sleep "$limit"; kill -TERM -- "-$pid" 2>/dev/null ) >/dev/null 2>&1 &   # not holding our stdout open
 timer=$!
 wait "$pid"

@@ -13,7 +13,7 @@ import { chromium } from "playwright-core";
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const TOTAL_BUDGET_MS = 80_000;          // whole run, run.sh adds a hard timeout on top
+const TOTAL_BUDGET_MS = 110_000;         // whole run, run.sh adds a hard timeout on top
 const CHANNEL = "demo";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "litepush-browser."));
@@ -294,7 +294,7 @@ async function outage({ name, listId, otherListId, stateId, restart, port: p, ho
     const seen = await until(async () => {
         const s = await listState(page, listId);
         return ids.every((id) => s.counts[id] >= 1) && s.notes.length > notesBefore ? s : null;
-    }, 10_000, `rows ${ids.map((i) => "#" + i).join(",")} and a reconnection note in #${listId}`).catch(async (e) => {
+    }, 20_000, `rows ${ids.map((i) => "#" + i).join(",")} and a reconnection note in #${listId}`).catch(async (e) => {
         const s = await listState(page, listId);
         throw new Error(`${e.message}; have ${ids.filter((id) => s.counts[id]).map((i) => "#" + i).join(",") || "none"}` +
                         `, notes ${JSON.stringify(s.notes.slice(notesBefore))}, badge ${await stateText(page, stateId)}`);
