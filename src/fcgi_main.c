@@ -1,6 +1,6 @@
 /* litepush.fcgi: the SSE responder; the only file that calls libfcgi.
  *
- * Threads: a few accept threads (one per worker, at most ACCEPT_THREADS)
+ * Threads: ACCEPT_THREADS accept threads (one with --threads 1)
  * run FCGX_Accept_r (safe from many threads on one listener), read each
  * request's parameters, answer bad requests themselves, and hand good
  * ones to the event-loop workers of the pool (pool.h) in turn. Each worker
@@ -556,8 +556,11 @@ int main(int argc, char **argv)
         fputs("litepush.fcgi: FCGX_Init failed\n", stderr);
         return 1;
     }
-    /* An accept thread per worker is plenty: they only read request heads. */
-    int accept_threads = threads < ACCEPT_THREADS ? (int)threads : ACCEPT_THREADS;
+    /* Accept threads only read request heads, but each may wait up to
+     * LIMITS_FCGI_REQUEST_MS on a client that sends nothing, so a server
+     * keeps ACCEPT_THREADS of them. A single-loop process (mod_fcgid: one
+     * stream per process) keeps one, to stay as small as it can be. */
+    int accept_threads = threads == 1 ? 1 : ACCEPT_THREADS;
     app.metrics_count = (size_t)threads + (size_t)accept_threads;
     /* The pool opens the stores, creating the schema, before the port
      * opens: a client never meets an empty database. */

@@ -244,12 +244,16 @@ def conf_stats_local_only(_):
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
     l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
     aport, lport = free_port(), free_port()
-    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    # The modules the shipped file needs (as its header says), and Debian's
+    # APACHE_LOG_DIR for its token-free access log.
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel",
+            "proxy_http", "env", "setenvif"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     os.makedirs(os.path.join(ENV.dir, "stats-run"), exist_ok=True)
     aconf = ENV.write("stats-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
                       f'Listen 0.0.0.0:{aport}\nDefaultRuntimeDir "{ENV.dir}/stats-run"\n'
                       f'PidFile "{ENV.dir}/stats.pid"\nErrorLog "{ENV.dir}/stats-apache.log"\n'
+                      f'Define APACHE_LOG_DIR "{ENV.dir}/stats-run"\n'
                       f'User www-data\nGroup www-data\n{loads}\nInclude "{a}"\n')
     lconf = ENV.write("stats-lighttpd.conf", f'server.document-root = "{ENV.dir}/www"\n'
                       f'server.port = {lport}\nserver.bind = "0.0.0.0"\n'
