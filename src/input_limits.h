@@ -26,5 +26,8 @@
 #define LIMITS_WS_CONTROL_PAYLOAD 125
 /* Bytes of an HTTP Upgrade request head (400 beyond). */
 #define LIMITS_WS_HANDSHAKE_MAX 8192
+/* Bytes of UTF-8 in a string "ref" of a WebSocket publish (or "ping"), which
+ * the server echoes in its answer ({"error":...} beyond). */
+#define LIMITS_WS_REF_BYTES 64
 
 #endif

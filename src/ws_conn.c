@@ -70,6 +70,9 @@ struct ws_conn {
     struct deflate_inflater inflater;
     uint8_t control[LIMITS_WS_CONTROL_PAYLOAD];
     uint8_t control_len;
+    /* The ref of the publish being handled, set and cleared by on_message():
+     * every answer to it carries the ref (borrowed, never kept). */
+    const struct json_ref *ref;
 };
 
 static struct ws_conn *ws_conn_of(struct conn *conn)
@@ -325,8 +328,23 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- messages from the client ------------------------------------------ */
 
+/* Queues a frame built by json.c; NULL (out of memory) ends the connection. */
+static void queue_reply(struct ws_conn *c, struct payload *p)
+{
+    if (p == NULL) {
+        mark_closing(c);
+        return;
+    }
+    queue_frame_payload(c, WS_FRAME_OP_TEXT, false, p);
+    payload_unref(p);
+}
+
 static void reply_error(struct ws_conn *c, const char *reason)
 {
+    if (c->ref != NULL) {
+        queue_reply(c, json_publish_reply(c->env->json, c->ref, 0, reason));
+        return;
+    }
     char body[256];
     /* Our reasons are fixed English sentences; a quote or backslash in one
      * would still not break the JSON, it becomes an apostrophe. */
@@ -373,9 +391,31 @@ static void publish(struct ws_conn *c, bool is_text)
         return;
     }
     env->stats->published++;
+    if (c->ref != NULL)
+        queue_reply(c, json_publish_reply(env->json, c->ref, id, NULL));
     /* Our own commit does not change data_version for our connection:
      * publish it now, to the sender and everyone else. */
     watcher_catch_up(env->set.watcher);
+}
+
+/* A publish with a "ref" is answered, in the order the frames came:
+ * {"ok":true,"ref":R,"id":N} or {"error":"...","ref":R}. The ack is queued
+ * before the row's echo (which the watcher publishes after the commit). */
+static void on_message(struct ws_conn *c, bool is_text)
+{
+    struct json_ref ref;
+    if (is_text) {
+        const char *bad =
+            json_get_ref(c->env->json, (const char *)c->msg.data, c->msg.len, "$.ref", &ref);
+        if (bad != NULL) {
+            reply_error(c, bad);
+            return;
+        }
+        if (ref.type != JSON_ABSENT)
+            c->ref = &ref;
+    }
+    publish(c, is_text);
+    c->ref = NULL;
 }
 
 static void end_message(struct ws_conn *c)
@@ -471,7 +511,7 @@ static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
     if (!append_message(c, ch))
         return;
     if (ch->is_message_end) {
-        publish(c, ch->message_opcode == WS_FRAME_OP_TEXT);
+        on_message(c, ch->message_opcode == WS_FRAME_OP_TEXT);
         end_message(c);
     }
 }

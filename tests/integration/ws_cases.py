@@ -219,6 +219,115 @@ def ws_publish_binary(t):
         n.quit()
 
 
+def _is_reply(d):
+    return isinstance(d, dict) and ("error" in d or d.get("ok") is True)
+
+
+def ws_publish_ref(t):
+    """Publishes with a "ref", pipelined: each is answered in frame order,
+    {"ok":true,"ref":R,"id":N} (N the stored id, before the row's echo) or
+    {"error":...,"ref":R} for each refusal; a publish without ref gets no
+    answer; a ref that is not an integer or a string of <= 64 bytes is
+    refused without a ref and nothing is stored."""
+    c = t.ch("ref")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        before = ENV.db.max_issued()
+        refused = [(why, dict(json.loads(mk(c)), ref=f"bad {i}"))
+                   for i, (why, mk) in enumerate(INVALID_PUBLISHES) if mk(c).startswith("{")]
+        sent = [{"channel": c, "data": "one", "ref": 1},
+                {"channel": c, "data": "no ref"},
+                {"channel": c, "event": "e", "data": "two", "ref": "s\u00e9 \"q\""},
+                *[frame for _, frame in refused],
+                {"channel": c, "data": "three", "ref": -9223372036854775808},
+                {"channel": c, "data": "four", "ref": "x" * 64},
+                {"channel": c, "data": "five", "ref": 9223372036854775807}]
+        for f in sent:
+            n.publish(f)
+        want_rows = ["one", "no ref", "two", "three", "four", "five"]
+        want_replies = 5 + len(refused)
+        n.wait(lambda: sum(1 for d in n.datas() if _is_reply(d)) >= want_replies and
+               sum(1 for d in n.datas() if isinstance(d, dict) and "channel" in d) >= len(want_rows),
+               8, f"{want_replies} answers and {len(want_rows)} rows")
+        time.sleep(0.3)                     # anything extra (an answer to the ref-less publish)
+        ids = ENV.db.ids(c)
+        check(len(ids) == len(want_rows), f"expected {len(want_rows)} rows stored, found {ids}")
+        by_data = dict(zip(want_rows, ids))
+        d = [json.loads(m["text"]) for m in n.messages()]   # exact integers (not JS numbers)
+        replies = [x for x in d if _is_reply(x)]
+        rows = [x for x in d if isinstance(x, dict) and "channel" in x]
+        check(len(replies) == want_replies and len(rows) == len(want_rows),
+              f"expected {want_replies} answers and {len(want_rows)} rows, got {short(d, 900)}")
+        want = [{"ok": True, "ref": 1, "id": by_data["one"]},
+                {"ok": True, "ref": "s\u00e9 \"q\"", "id": by_data["two"]},
+                *[{"error": "*", "ref": f["ref"]} for _, f in refused],
+                {"ok": True, "ref": -9223372036854775808, "id": by_data["three"]},
+                {"ok": True, "ref": "x" * 64, "id": by_data["four"]},
+                {"ok": True, "ref": 9223372036854775807, "id": by_data["five"]}]
+        for i, (g, w) in enumerate(zip(replies, want)):
+            if w.get("error") == "*":
+                ok = list(g) == ["error", "ref"] and g["ref"] == w["ref"] and g["error"]
+            else:
+                ok = g == w and list(g) == ["ok", "ref", "id"]
+            check(ok, f"answer {i}: expected {w}, got {g}")
+        expect_rows(rows, [row(by_data[x], c, x, "e" if x == "two" else None) for x in want_rows], "echoes")
+        for g in replies:                  # the ack comes before the echo of its row
+            if g.get("ok"):
+                ack_at = next(i for i, x in enumerate(d) if x == g)
+                echo_at = next(i for i, x in enumerate(d) if isinstance(x, dict) and x.get("id") == g["id"]
+                               and "channel" in x)
+                check(ack_at < echo_at, f"ack {g} came after the echo of its row: {short(d, 900)}")
+        n.check_open()
+        reasons = sorted({g["error"] for g in replies if "error" in g})
+        return f"{len(replies)} answers in order; refusals: " + " | ".join(reasons)
+    finally:
+        n.quit()
+
+
+BAD_REFS = [None, True, 1.5, [1], {"a": 1}, "x" * 65, "\u00e9" * 33, 2 ** 63, -2 ** 63 - 1]
+
+
+def ws_publish_bad_ref(t):
+    """A ref of another type, too long, or an integer beyond 64 bits: an
+    {"error":...} without a ref, nothing stored, the connection stays open."""
+    c = t.ch("badref")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        for r in BAD_REFS:
+            n.publish({"channel": c, "data": "never stored", "ref": r})
+        n.publish('{"channel":%s,"data":"x","ref":1e3}' % json.dumps(c))
+        got = n.wait_messages(len(BAD_REFS) + 1)
+        bad = [f"ref {r!r}: {g}" for r, g in zip(BAD_REFS + ["1e3"], got)
+               if not (isinstance(g, dict) and list(g) == ["error"] and "ref" in g["error"])]
+        check(not bad, "expected {\"error\":\"...ref...\"} for each bad ref; " + "; ".join(bad))
+        check(ENV.db.ids(c) == [], f"a publish with a bad ref was stored: {ENV.db.ids(c)}")
+        n.publish({"channel": c, "data": "fine", "ref": "ok"})
+        ack = n.wait_messages(len(BAD_REFS) + 2)[-1]
+        check(ack == {"ok": True, "ref": "ok", "id": (ENV.db.ids(c) or [None])[0]}, f"then an ack: {ack}")
+        n.check_open()
+        return " | ".join(sorted({g["error"] for g in got}))
+    finally:
+        n.quit()
+
+
+def ws_publish_ref_disabled(t):
+    """Without --allow-publish the refusal carries the ref too."""
+    c = t.ch("refro")
+    n = NodeWS(t.url(f"channel={c}", ro=True))
+    try:
+        n.open()
+        n.publish({"channel": c, "data": "no", "ref": 7})
+        got = n.wait_messages(1)[0]
+        check(isinstance(got, dict) and list(got) == ["error", "ref"] and got["ref"] == 7,
+              f"expected {{\"error\":...,\"ref\":7}}, got {got!r}")
+        check(ENV.db.ids(c) == [], f"the publish was stored: {ENV.db.ids(c)}")
+        return f"{got}"
+    finally:
+        n.quit()
+
+
 # ------------------------------------------------------------ resume
 def ws_resume_race(t):
     """lastEventId=N: exactly the rows > N, in order, while another process
@@ -825,6 +934,9 @@ WS_CASES = [
     ("ws.publish_invalid", ws_publish_invalid, 20, "ws"),
     ("ws.publish_disabled", ws_publish_disabled, 20, "ws"),
     ("ws.publish_binary", ws_publish_binary, 20, "ws"),
+    ("ws.publish_ref", ws_publish_ref, 20, "ws"),
+    ("ws.publish_bad_ref", ws_publish_bad_ref, 20, "ws"),
+    ("ws.publish_ref_disabled", ws_publish_ref_disabled, 20, "ws"),
     ("ws.resume_race", ws_resume_race, 60, "ws"),
     ("ws.reset_ahead", ws_reset_ahead, 20, "ws"),
     ("ws.fragmented_publish", ws_fragmented_publish, 10, "ws"),
