@@ -51,7 +51,8 @@ struct json *json_open(char *err, size_t err_cap)
         "SELECT value FROM json_each(?1, ?2) ORDER BY key",
         "SELECT json_valid(?1), json_type(?1, ?2), json_extract(?1, ?2), ?1 -> ?2",
         "SELECT CASE ?1 WHEN 0 THEN json_object('ok', json('true'), 'ref', ?2, 'id', ?3)"
-        " WHEN 1 THEN json_object('error', ?4, 'ref', ?2) ELSE json_object('pong', ?2) END",
+        " WHEN 1 THEN json_object('error', ?4, 'ref', ?2) WHEN 2 THEN json_object('pong', ?2)"
+        " ELSE json_object('position', ?3) END",
     };
     for (size_t i = 0; i < STATEMENTS; i++)
         if (sqlite3_prepare_v3(j->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i], NULL) !=
@@ -292,7 +293,7 @@ const char *json_get_ref(struct json *j, const char *doc, size_t len, const char
     return reason;
 }
 
-enum reply_kind { REPLY_OK = 0, REPLY_ERROR = 1, REPLY_PONG = 2 };
+enum reply_kind { REPLY_OK = 0, REPLY_ERROR = 1, REPLY_PONG = 2, REPLY_POSITION = 3 };
 
 static struct payload *reply(struct json *j, enum reply_kind kind, const struct json_ref *ref,
                              int64_t id, const char *error)
@@ -327,4 +328,10 @@ struct payload *json_publish_reply(struct json *j, const struct json_ref *ref, i
 struct payload *json_pong(struct json *j, const struct json_ref *ref)
 {
     return reply(j, REPLY_PONG, ref, 0, NULL);
+}
+
+struct payload *json_position(struct json *j, int64_t id)
+{
+    static const struct json_ref none = {.type = JSON_ABSENT};
+    return reply(j, REPLY_POSITION, &none, id, NULL);
 }

@@ -110,4 +110,8 @@ struct payload *json_publish_reply(struct json *j, const struct json_ref *ref, i
 /* The answer to a ping frame: {"pong":R}. A new payload or NULL. */
 struct payload *json_pong(struct json *j, const struct json_ref *ref);
 
+/* Where a WebSocket connection starts (position=1): {"position":N}. A new
+ * payload or NULL. */
+struct payload *json_position(struct json *j, int64_t id);
+
 #endif

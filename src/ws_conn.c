@@ -127,6 +127,17 @@ static void queue_frame_copy(struct ws_conn *c, enum ws_frame_opcode op, const v
     payload_unref(p);
 }
 
+/* Queues a frame built by json.c; NULL (out of memory) ends the connection. */
+static void queue_reply(struct ws_conn *c, struct payload *p)
+{
+    if (p == NULL) {
+        mark_closing(c);
+        return;
+    }
+    queue_frame_payload(c, WS_FRAME_OP_TEXT, false, p);
+    payload_unref(p);
+}
+
 static void on_feed_row(struct feed *f, struct payload *p)
 {
     struct ws_conn *c = LOOP_CONTAINER(f, struct ws_conn, conn.feed);
@@ -245,9 +256,16 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
                               pmd.client_max_window_bits ? pmd.client_max_window_bits : 15, true);
     c->state = CONN_OPEN;
     c->since_ms = loop_now_ms(c->env->set.loop);
+    /* position=1: the first frame says where the rows start. With a resume
+     * id that is the id (a litepush.reset after it corrects it); without,
+     * the feed's live cursor, known once it is open. */
+    if (q.is_position_wanted && q.has_last_event_id)
+        queue_reply(c, json_position(c->env->json, q.last_event_id));
     bool ok =
         feed_open(&c->conn.feed, &c->env->set.source, &q, q.has_last_event_id, q.last_event_id,
                   c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
+    if (ok && q.is_position_wanted && !q.has_last_event_id)
+        queue_reply(c, json_position(c->env->json, c->conn.feed.cursor));
     free(scratch);
     if (!ok) {
         start_close(c, 1011, "cannot open the feed");
@@ -328,17 +346,6 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- messages from the client ------------------------------------------ */
 
-/* Queues a frame built by json.c; NULL (out of memory) ends the connection. */
-static void queue_reply(struct ws_conn *c, struct payload *p)
-{
-    if (p == NULL) {
-        mark_closing(c);
-        return;
-    }
-    queue_frame_payload(c, WS_FRAME_OP_TEXT, false, p);
-    payload_unref(p);
-}
-
 static void reply_error(struct ws_conn *c, const char *reason)
 {
     if (c->ref != NULL) {
@@ -398,12 +405,33 @@ static void publish(struct ws_conn *c, bool is_text)
     watcher_catch_up(env->set.watcher);
 }
 
+/* An object with "ping" and without "data" is an application-level ping
+ * (the page cannot see WebSocket pings): {"ping":R} is answered {"pong":R},
+ * with or without --allow-publish. Returns false for any other message. */
+static bool take_ping(struct ws_conn *c)
+{
+    struct json *j = c->env->json;
+    const char *doc = (const char *)c->msg.data;
+    struct json_value v;
+    if (!json_get(j, doc, c->msg.len, "$.ping", &v) || v.type == JSON_ABSENT ||
+        !json_get(j, doc, c->msg.len, "$.data", &v) || v.type != JSON_ABSENT)
+        return false;
+    struct json_ref ping;
+    if (json_get_ref(j, doc, c->msg.len, "$.ping", &ping) != NULL || ping.type == JSON_ABSENT)
+        reply_error(c, "ping must be an integer or a string of at most 64 bytes");
+    else
+        queue_reply(c, json_pong(j, &ping));
+    return true;
+}
+
 /* A publish with a "ref" is answered, in the order the frames came:
  * {"ok":true,"ref":R,"id":N} or {"error":"...","ref":R}. The ack is queued
  * before the row's echo (which the watcher publishes after the commit). */
 static void on_message(struct ws_conn *c, bool is_text)
 {
     struct json_ref ref;
+    if (is_text && take_ping(c))
+        return;
     if (is_text) {
         const char *bad =
             json_get_ref(c->env->json, (const char *)c->msg.data, c->msg.len, "$.ref", &ref);

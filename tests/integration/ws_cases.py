@@ -328,6 +328,80 @@ def ws_publish_ref_disabled(t):
         n.quit()
 
 
+def ws_app_ping(t):
+    """{"ping":R} is answered {"pong":R} (R exact, also without
+    --allow-publish); a bad R gets an error; an object with data is still
+    a publish; nothing is stored by a ping."""
+    c = t.ch("aping")
+    n, ro = NodeWS(t.url(f"channel={c}")), NodeWS(t.url(f"channel={c}.ro", ro=True))
+    try:
+        n.open()
+        ro.open()
+        pings = [1, "probe \u00e9", -9223372036854775808, "x" * 64]
+        for r in pings:
+            n.publish({"ping": r})
+        n.publish({"ping": None})
+        n.publish({"ping": 2, "channel": c, "data": "a publish, not a ping", "ref": 3})
+        ro.publish({"ping": 7})
+        got = [json.loads(m["text"]) for m in n.wait(
+            lambda: len(n.messages()) >= len(pings) + 3 and n.messages(), 5, "the answers")]
+        want = [{"pong": r} for r in pings]
+        check(got[:len(pings)] == want, f"pongs: expected {want}, got {short(got, 700)}")
+        check(list(got[len(pings)]) == ["error"] and "ping" in got[len(pings)]["error"],
+              f"a bad ping: {got[len(pings)]}")
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1 and got[len(pings) + 1] == {"ok": True, "ref": 3, "id": ids[0]},
+              f"an object with data is a publish: {got[len(pings) + 1:]}, rows {ids}")
+        check(ro.wait_messages(1)[0] == {"pong": 7}, f"read-only helper: {ro.datas()}")
+        return f"{len(pings)} pongs"
+    finally:
+        n.quit()
+        ro.quit()
+
+
+def ws_position(t):
+    """?position=1: the first frame is {"position":N}: without lastEventId N
+    is the log's last id as the connection went live, and reconnecting with
+    lastEventId=N loses nothing committed meanwhile; with lastEventId it is
+    that id; without position=1 no such frame; position=2 is refused (400)."""
+    c = t.ch("wpos")
+    ENV.db.insert(c, "before")
+    before = int(ENV.db.run("SELECT max(id) FROM messages;").strip())
+    n = NodeWS(t.url(f"channel={c}&position=1"))
+    try:
+        n.open()
+        first = json.loads(n.wait(lambda: n.messages(), 5, "the position frame")[0]["text"])
+        check(list(first) == ["position"] and isinstance(first["position"], int),
+              f"first frame {first}")
+        pos = first["position"]
+        check(pos >= before, f"position {pos} below the last id {before} at open")
+    finally:
+        n.quit()
+    ids = ENV.db.insert_rows([(c, "away 1", None), (c, "away 2", None)])
+    r = NodeWS(t.url(f"channel={c}&lastEventId={pos}&position=1"))
+    try:
+        r.open()
+        got = r.wait_messages(3)
+        expect_rows(got, [{"position": pos}, row(ids[0], c, "away 1"), row(ids[1], c, "away 2")],
+                    "resume from the position")
+    finally:
+        r.quit()
+    plain = NodeWS(t.url(f"channel={c}"))
+    try:
+        plain.open()
+        rid = ENV.db.insert(c, "live")
+        expect_rows(plain.wait_messages(1), [row(rid, c, "live")], "no position frame unasked")
+    finally:
+        plain.quit()
+    bad = NodeWS(t.url(f"channel={c}&position=2"))
+    try:
+        bad.wait(lambda: bad.of("http") or bad.of("open") or bad.of("close"), 5, "a refusal")
+        check([h["status"] for h in bad.of("http")] == [400], f"position=2: {bad.said()}")
+    finally:
+        bad.quit()
+    return f"position {pos}"
+
+
 # ------------------------------------------------------------ resume
 def ws_resume_race(t):
     """lastEventId=N: exactly the rows > N, in order, while another process
@@ -937,6 +1011,8 @@ WS_CASES = [
     ("ws.publish_ref", ws_publish_ref, 20, "ws"),
     ("ws.publish_bad_ref", ws_publish_bad_ref, 20, "ws"),
     ("ws.publish_ref_disabled", ws_publish_ref_disabled, 20, "ws"),
+    ("ws.app_ping", ws_app_ping, 20, "ws"),
+    ("ws.position", ws_position, 20, "ws"),
     ("ws.resume_race", ws_resume_race, 60, "ws"),
     ("ws.reset_ahead", ws_reset_ahead, 20, "ws"),
     ("ws.fragmented_publish", ws_fragmented_publish, 10, "ws"),

@@ -3,7 +3,7 @@
  * defaults, an embedded NUL kept), json_get on every type and on malformed
  * documents, json_each_text on arrays, absent paths and mixed arrays, and
  * the ref of a publish (both sides of each limit) and the answers built
- * with it.
+ * with it (ack, refusal, pong, position).
  * Every document sits before a guard page. */
 #include "json.h"
 #include "payload.h"
@@ -250,6 +250,16 @@ static void test_replies(void)
     CHECK(p != NULL);
     if (p != NULL)
         CHECK_MEM(p->bytes, p->len, "{\"pong\":-3}");
+    payload_unref(p);
+    p = json_position(j, 0);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"position\":0}");
+    payload_unref(p);
+    p = json_position(j, INT64_MAX);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"position\":9223372036854775807}");
     payload_unref(p);
     p = json_pong(j, &text);
     CHECK(p != NULL);
