@@ -430,7 +430,8 @@ def bad_input(t):
               ("channel=", None, "empty channel"),
               (f"channel={ch}&channel=", None, "second channel empty"),
               ("channel=" + "c" * 129, None, "129-byte channel"),
-              ("&".join(f"channel={ch}{i}" for i in range(17)), None, "17 channels")]
+              ("&".join(f"channel={ch}{i}" for i in range(17)), None, "17 channels"),
+              (f"channel={ch}&position=2", None, "position=2")]
     problems = []
     for q, hdr, why in cases:
         st, hd, body = http_once(t.port, t.url(q), headers=hdr)
@@ -449,7 +450,8 @@ def bad_input(t):
     # Both sides of every limit: these are accepted.
     for q, why in ((f"channel={'c' * 128}", "128-byte channel"),
                    ("&".join(f"channel={ch}{i}" for i in range(16)), "16 channels"),
-                   (f"channel={ch}&lastEventId=0", "lastEventId=0")):
+                   (f"channel={ch}&lastEventId=0", "lastEventId=0"),
+                   (f"channel={ch}&position=1", "position=1 (WebSocket only: ignored)")):
         s = t.stream(q)
         try:
             s.open()
