@@ -469,7 +469,7 @@ static void test_position(void)
         const char *qs;
         enum query_err err;
         bool is_wanted;
-    } cases[] = {
+    } pos_cases[] = {
         {"position=1", QUERY_OK, true},
         {"channel=a&position=0", QUERY_OK, false},
         {"position=%31&lastEventId=3", QUERY_OK, true},
@@ -483,14 +483,14 @@ static void test_position(void)
         {"position=1%20", QUERY_ERR_BAD_POSITION, false},
         {"Position=1", QUERY_OK, false}, /* keys are case-sensitive: unknown */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < sizeof pos_cases / sizeof pos_cases[0]; i++) {
         struct parse_result r;
-        parse(cases[i].qs, strlen(cases[i].qs), &r);
-        if (r.err != cases[i].err)
-            fprintf(stderr, "position case \"%s\": %s\n", cases[i].qs, query_strerror(r.err));
-        CHECK_INT(r.err, cases[i].err);
+        parse(pos_cases[i].qs, strlen(pos_cases[i].qs), &r);
+        if (r.err != pos_cases[i].err)
+            fprintf(stderr, "position case \"%s\": %s\n", pos_cases[i].qs, query_strerror(r.err));
+        CHECK_INT(r.err, pos_cases[i].err);
         if (r.err == QUERY_OK)
-            CHECK_INT(r.req.is_position_wanted, cases[i].is_wanted);
+            CHECK_INT(r.req.is_position_wanted, pos_cases[i].is_wanted);
         free(r.scratch);
     }
 }
