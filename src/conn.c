@@ -9,9 +9,21 @@
 
 #define TICK_MS 1000
 
+/* The watcher's counts as this worker's metrics: cheap enough for every
+ * batch, so a scrape never lags behind a row already delivered. */
+static void report_watcher(struct conn_set *set)
+{
+    struct watcher_stats ws;
+    watcher_get_stats(set->watcher, &ws);
+    metrics_set(set->metrics, METRIC_ROWS_READ, ws.rows_published);
+    metrics_set(set->metrics, METRIC_LAST_ID, ws.last_id > 0 ? (uint64_t)ws.last_id : 0);
+    metrics_set(set->metrics, METRIC_WATCHER_LAG_US, ws.last_lag_ms * 1000);
+}
+
 static void after_batch(void *ctx)
 {
     conn_set_reap(ctx);
+    report_watcher(ctx);
 }
 
 static void on_tick(struct loop_timer *t)
@@ -29,11 +41,12 @@ static void on_log_replaced(void *ctx)
 }
 
 bool conn_set_init(struct conn_set *set, struct loop *loop, struct store *store,
-                   hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx,
-                   const struct conn_ops *ops, char *err, size_t err_cap)
+                   struct metrics *metrics, hub_encode_fn *const *encoders, size_t format_count,
+                   void *encode_ctx, const struct conn_ops *ops, char *err, size_t err_cap)
 {
     set->loop = loop;
     set->ops = ops;
+    set->metrics = metrics;
     set->tick.on_due = on_tick;
     set->hub = hub_new(encoders, format_count, encode_ctx);
     if (set->hub == NULL) {
@@ -43,7 +56,8 @@ bool conn_set_init(struct conn_set *set, struct loop *loop, struct store *store,
     set->watcher = watcher_new(loop, store, set->hub, on_log_replaced, set, err, err_cap);
     if (set->watcher == NULL)
         return false;
-    set->source = (struct feed_source){.hub = set->hub, .store = store, .watcher = set->watcher};
+    set->source = (struct feed_source){
+        .hub = set->hub, .store = store, .watcher = set->watcher, .metrics = metrics};
     loop_set_after(loop, after_batch, set);
     loop_timer_arm(loop, &set->tick, TICK_MS);
     return true;
@@ -113,16 +127,25 @@ void conn_mark_closing(struct conn *c)
     c->set->closing = c;
 }
 
+/* outq_flush, counting the bytes that left. */
+static enum outq_result flush_counted(struct conn *c)
+{
+    size_t before = c->out.bytes;
+    enum outq_result res = outq_flush(&c->out, c->io.fd, CONN_WRITE_BUDGET);
+    metrics_add(c->set->metrics, METRIC_BYTES_SENT, before - c->out.bytes);
+    return res;
+}
+
 enum outq_result conn_write(struct conn *c)
 {
     if (c->is_closing)
         return OUTQ_ERROR;
-    enum outq_result res = outq_flush(&c->out, c->io.fd, CONN_WRITE_BUDGET);
+    enum outq_result res = flush_counted(c);
     if (res == OUTQ_EMPTY && feed_is_replaying(&c->feed)) {
         if (feed_replay_step(&c->feed) != STORE_OK)
             c->set->ops->replay_failed(c);
         if (!c->is_closing)
-            res = outq_flush(&c->out, c->io.fd, CONN_WRITE_BUDGET);
+            res = flush_counted(c);
     }
     if (c->is_closing || res == OUTQ_ERROR) {
         conn_mark_closing(c);

@@ -24,6 +24,7 @@
 #include "feed.h"
 #include "hub.h"
 #include "loop.h"
+#include "metrics.h"
 #include "outq.h"
 
 /* Bytes one connection may write per wake-up before others get their turn. */
@@ -64,6 +65,8 @@ struct conn {
 struct conn_set {
     struct loop *loop;
     const struct conn_ops *ops;
+    struct metrics *metrics; /* this worker's counters (borrowed); the set and
+                                both protocols count into it */
     struct hub *hub;
     struct watcher *watcher;
     struct feed_source source; /* what every feed of the set reads */
@@ -73,13 +76,15 @@ struct conn_set {
     struct conn *closing;
 };
 
-/* Sets up a zero-filled set on loop and store (both borrowed): a hub with
- * encoders[0..format_count) and encode_ctx, the log watcher, the
- * after-batch hook and the tick. Returns false with a reason in err; call
- * conn_set_destroy either way. */
+/* Sets up a zero-filled set on loop, store and metrics (all borrowed): a
+ * hub with encoders[0..format_count) and encode_ctx, the log watcher, the
+ * after-batch hook and the tick. After each batch the watcher's rows read,
+ * last id and lag are copied into metrics, and conn_write counts the bytes
+ * it writes. Returns false with a reason in err; call conn_set_destroy
+ * either way. */
 bool conn_set_init(struct conn_set *set, struct loop *loop, struct store *store,
-                   hub_encode_fn *const *encoders, size_t format_count, void *encode_ctx,
-                   const struct conn_ops *ops, char *err, size_t err_cap);
+                   struct metrics *metrics, hub_encode_fn *const *encoders, size_t format_count,
+                   void *encode_ctx, const struct conn_ops *ops, char *err, size_t err_cap);
 /* Flushes the dirty connections, then frees those marked closing: the
  * after-batch hook, also called at shutdown after marking every one. */
 void conn_set_reap(struct conn_set *set);

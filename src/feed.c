@@ -119,8 +119,12 @@ bool feed_open(struct feed *f, const struct feed_source *src, const struct query
     f->cursor = resume_id;
     if (store_bounds(src->store, f->channels, f->channel_lens, f->channel_count, &b) == STORE_OK)
         f->cursor = feed_resume_point(resume_id, &b, watcher_last_id(src->watcher), &reason);
-    if (reason != NULL)
+    metrics_add(src->metrics, METRIC_REPLAYS, 1);
+    if (reason != NULL) {
+        bool is_ahead = strcmp(reason, FEED_RESET_AHEAD) == 0;
+        metrics_add(src->metrics, is_ahead ? METRIC_RESETS_AHEAD : METRIC_RESETS_PRUNED, 1);
         queue_reset(f, reason, resume_id, f->cursor);
+    }
     return feed_replay_step(f) == STORE_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "input_limits.h"
+#include "metrics.h"
 #include "store.h"
 
 struct hub;
@@ -31,6 +32,7 @@ struct feed_source {
     struct hub *hub;
     struct store *store;
     struct watcher *watcher;
+    struct metrics *metrics; /* the loop's: resumes and resets are counted here */
 };
 
 /* Receives one encoded row (borrowed: payload_ref to keep it). */

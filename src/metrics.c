@@ -33,13 +33,15 @@ static const struct series {
      METRIC_DROPPED_UNRESPONSIVE, WS_ONLY},
     {"litepush_connections_dropped_total", COUNTER, NULL, "reason=\"token_expired\"",
      METRIC_DROPPED_EXPIRED, BOTH},
-    {"litepush_rows_read_total", COUNTER, "Rows the log watchers read (once per event loop).", NULL,
+    {"litepush_rows_read_total", COUNTER,
+     "Rows read from the log (every event loop reads each row; counted once).", NULL,
      METRIC_ROWS_READ, BOTH},
     {"litepush_deliveries_total", COUNTER, "Rows queued to clients, live and replayed.", NULL,
      METRIC_DELIVERIES, BOTH},
     {"litepush_bytes_sent_total", COUNTER, "Bytes written to client sockets.", NULL,
      METRIC_BYTES_SENT, BOTH},
-    {"litepush_replays_total", COUNTER, "Resumes that replayed missed rows from the log.", NULL,
+    {"litepush_replays_total", COUNTER,
+     "Resumes (Last-Event-ID or lastEventId given) that replayed missed rows from the log.", NULL,
      METRIC_REPLAYS, BOTH},
     {"litepush_resets_total", COUNTER, "litepush.reset events sent, by reason.",
      "reason=\"history-pruned\"", METRIC_RESETS_PRUNED, BOTH},
@@ -61,12 +63,21 @@ void metrics_sum(const struct metrics *workers, size_t n, uint64_t out[METRIC_CO
     for (size_t w = 0; w < n; w++) {
         for (int id = 0; id < METRIC_COUNT; id++) {
             uint64_t v = atomic_load_explicit(&workers[w].value[id], memory_order_relaxed);
-            if (id == METRIC_WATCHER_LAG_US || id == METRIC_LAST_ID)
+            if (id == METRIC_WATCHER_LAG_US || id == METRIC_LAST_ID || id == METRIC_ROWS_READ)
                 out[id] = v > out[id] ? v : out[id];
             else
                 out[id] += v;
         }
     }
+}
+
+enum metric metrics_refusal(int http_status)
+{
+    if (http_status == 401 || http_status == 403)
+        return METRIC_REFUSED_AUTH;
+    if (http_status >= 400 && http_status < 500)
+        return METRIC_REFUSED_BAD_REQUEST;
+    return METRIC_COUNT;
 }
 
 size_t metrics_render(const uint64_t values[METRIC_COUNT], enum metrics_program program, char *buf,

@@ -21,15 +21,15 @@ enum metric {
     METRIC_OPEN,                 /* gauge: open streams or connections */
     METRIC_ACCEPTED,             /* streams / connections accepted */
     METRIC_REFUSED_FULL,         /* refused: at the connection limit */
-    METRIC_REFUSED_AUTH,         /* refused: no, bad or insufficient token (401/403) */
-    METRIC_REFUSED_BAD_REQUEST,  /* refused: malformed request (400, 405, 426) */
+    METRIC_REFUSED_AUTH,         /* refused: not allowed (401/403: token, Origin) */
+    METRIC_REFUSED_BAD_REQUEST,  /* refused: malformed request (400, 405, 426, other 4xx) */
     METRIC_DROPPED_SLOW,         /* closed: output queue over its cap */
     METRIC_DROPPED_UNRESPONSIVE, /* closed: no pong, handshake timeout */
     METRIC_DROPPED_EXPIRED,      /* closed: the token expired */
-    METRIC_ROWS_READ,            /* rows the log watchers read */
+    METRIC_ROWS_READ,            /* rows read from the log (every loop reads each; counted once) */
     METRIC_DELIVERIES,           /* rows queued to clients, live and replayed */
     METRIC_BYTES_SENT,           /* bytes written to client sockets */
-    METRIC_REPLAYS,              /* resumes that replayed rows from the log */
+    METRIC_REPLAYS,              /* resumes (a resume id given): replays from the log */
     METRIC_RESETS_PRUNED,        /* litepush.reset sent: history-pruned */
     METRIC_RESETS_AHEAD,         /* litepush.reset sent: ahead-of-log */
     METRIC_PUBLISHED,            /* rows inserted by WebSocket publishes */
@@ -66,12 +66,19 @@ static inline void metrics_set(struct metrics *m, enum metric id, uint64_t v)
 }
 
 /* Sums n workers' metrics into out: counters and the open gauge add up;
- * the lag is the largest and the last id the highest. Any thread. */
+ * the lag is the largest and the last id the highest. Rows read is the
+ * largest too: every event loop's watcher reads every row, so a sum would
+ * count each row once per loop. Any thread. */
 void metrics_sum(const struct metrics *workers, size_t n, uint64_t out[METRIC_COUNT]);
 
 /* Which series a program exposes: the SSE responder has no publishes and
  * no pongs. */
 enum metrics_program { METRICS_SSE, METRICS_WS };
+
+/* The refusal an HTTP status counts as: METRIC_REFUSED_AUTH for 401 and
+ * 403, METRIC_REFUSED_BAD_REQUEST for any other 4xx, METRIC_COUNT (none)
+ * otherwise; a 503 for a full server is counted where it is decided. Pure. */
+enum metric metrics_refusal(int http_status);
 
 /* Writes the text exposition of values into buf[cap] (NUL-terminated; cap
  * must exceed the text by that one byte)

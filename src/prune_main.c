@@ -92,7 +92,9 @@ static const char USAGE[] =
     "    One summary line on standard output, e.g.\n"
     "    litepush-prune: deleted 5000 rows (ids 1-5000) from every channel, older\n"
     "    than 2024-05-01 00:00:00 UTC, in 5 batches, 0.18 s; pruned_through 5000\n"
-    "    Errors go to standard error.\n"
+    "    Errors go to standard error. When standard error is a terminal, a long\n"
+    "    prune also shows its progress there (rows done, rate, time left) on one\n"
+    "    line; from cron or a pipe it shows nothing.\n"
     "\n"
     "EXIT STATUS\n"
     "    0  success, including when there was nothing to delete\n"
@@ -241,9 +243,59 @@ static int db_error(struct store *st, const char *what, enum store_err err)
     return 1;
 }
 
+/* Progress of a long prune on a terminal: one line on stderr, rewritten in
+ * place with \r at most every PROGRESS_EVERY_MS and ended by a newline.
+ * Nothing at all when stderr is not a terminal (cron, systemd, pipes). */
+#define PROGRESS_EVERY_MS 250
+struct progress {
+    bool is_on;      /* stderr is a terminal */
+    bool is_showing; /* a line is on screen without its newline */
+    int64_t total;   /* rows to delete */
+    int64_t started_ms, shown_ms;
+    int width; /* of the line on screen, to blank what is left of it */
+};
+
+static void progress_start(struct progress *p, int64_t total)
+{
+    *p = (struct progress){.is_on = isatty(STDERR_FILENO) == 1, .total = total};
+    p->started_ms = p->shown_ms = now_ms(CLOCK_MONOTONIC);
+}
+
+/* Shows done of total, the rate and the time left; is_final shows it even
+ * if one was just shown. */
+static void progress_show(struct progress *p, int64_t done, bool is_final)
+{
+    int64_t now = now_ms(CLOCK_MONOTONIC);
+    if (!p->is_on || (!is_final && now - p->shown_ms < PROGRESS_EVERY_MS))
+        return;
+    p->shown_ms = now;
+    double secs = (double)(now - p->started_ms) / 1000.0;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    char left[32] = "";
+    if (!is_final && rate > 0 && p->total > done)
+        snprintf(left, sizeof left, ", %.0f s left", (double)(p->total - done) / rate);
+    char line[160];
+    int n = snprintf(line, sizeof line, "litepush-prune: %lld of %lld rows (%d%%), %.0f rows/s%s",
+                     (long long)done, (long long)p->total,
+                     p->total > 0 ? (int)(done * 100 / p->total) : 100, rate, left);
+    if (n < 0)
+        return;
+    fprintf(stderr, "\r%s%*s", line, p->width > n ? p->width - n : 0, "");
+    p->width = n;
+    p->is_showing = true;
+}
+
+/* Ends the line, if one is showing, so that what follows starts afresh. */
+static void progress_end(struct progress *p)
+{
+    if (p->is_showing)
+        fputc('\n', stderr);
+    p->is_showing = false;
+}
+
 /* Deletes below keep_from a batch at a time; returns the exit status. */
 static int prune(struct store *st, const struct prune_config *cfg, int64_t keep_from,
-                 int64_t *deleted, int64_t *max_id, int64_t *batches)
+                 struct progress *progress, int64_t *deleted, int64_t *max_id, int64_t *batches)
 {
     int busy = 0;
     for (;;) {
@@ -256,6 +308,7 @@ static int prune(struct store *st, const struct prune_config *cfg, int64_t keep_
             continue;
         }
         if (err != STORE_OK) {
+            progress_end(progress);
             fprintf(stderr, "litepush-prune: deleting rows: %s after %lld rows\n",
                     store_strerror(err), (long long)*deleted);
             return 1;
@@ -266,6 +319,7 @@ static int prune(struct store *st, const struct prune_config *cfg, int64_t keep_
         *deleted += n;
         *max_id = hi;
         (*batches)++;
+        progress_show(progress, *deleted, false);
         if (n < cfg->batch_rows)
             return 0; /* a short batch was the last one */
         /* Hold the write lock at most half of the time, however slow the disk. */
@@ -319,7 +373,12 @@ int main(int argc, char **argv)
                (long long)before.pruned_through);
         goto out;
     }
-    rc = prune(st, &cfg, keep_from, &deleted, &max_id, &batches);
+    struct progress progress;
+    progress_start(&progress, rows);
+    rc = prune(st, &cfg, keep_from, &progress, &deleted, &max_id, &batches);
+    if (progress.is_showing)
+        progress_show(&progress, deleted, true);
+    progress_end(&progress);
     if (rc != 0)
         goto out;
     err = store_bounds(st, &cfg.channel, &channel_len, cfg.channel ? 1 : 0, &after);

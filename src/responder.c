@@ -37,7 +37,6 @@
 #include "fcgi_record.h"
 #include "payload.h"
 #include "sse.h"
-#include "watcher.h"
 
 struct stream {
     struct conn conn;
@@ -53,9 +52,7 @@ struct responder {
     struct responder_config cfg;
     struct payload *heartbeat;
     struct stream *idle_head, *idle_tail;
-    struct responder_stats *stats;
-    /* This responder's counts not yet added to *stats (report_stats). */
-    uint64_t streams_total, streams_dropped_slow, events_sent, rows_reported;
+    atomic_size_t *admitted; /* the accept threads' count for --max-streams */
 };
 
 static struct stream *stream_of(struct conn *c)
@@ -153,13 +150,13 @@ static void on_feed_row(struct feed *f, struct payload *p)
         mark_closing(s, false);
         return;
     }
-    s->r->events_sent++;
+    metrics_add(s->r->set.metrics, METRIC_DELIVERIES, 1);
     if (s->conn.out.bytes > s->r->cfg.queue_cap) {
         fprintf(stderr,
                 "litepush: stream fd %d dropped: %zu bytes queued (limit %zu), "
                 "client too slow; it will resume from the log\n",
                 s->conn.io.fd, s->conn.out.bytes, s->r->cfg.queue_cap);
-        s->r->streams_dropped_slow++;
+        metrics_add(s->r->set.metrics, METRIC_DROPPED_SLOW, 1);
         mark_closing(s, false);
     }
 }
@@ -204,7 +201,8 @@ static void stream_free(struct conn *c)
     }
     conn_release(c);
     idle_unlink(r, s);
-    atomic_fetch_sub(&r->stats->streams_open, 1);
+    metrics_sub(r->set.metrics, METRIC_OPEN, 1);
+    atomic_fetch_sub(r->admitted, 1);
     free(s);
 }
 
@@ -221,30 +219,10 @@ static void stream_log_replaced(struct conn *c)
     mark_closing(stream_of(c), true);
 }
 
-/* Adds this responder's counts to the process's. */
-static void report_stats(struct responder *r)
-{
-    struct responder_stats *st = r->stats;
-    struct watcher_stats ws = {0};
-    if (r->set.watcher != NULL)
-        watcher_get_stats(r->set.watcher, &ws);
-    atomic_fetch_add(&st->streams_total, r->streams_total);
-    atomic_fetch_add(&st->streams_dropped_slow, r->streams_dropped_slow);
-    atomic_fetch_add(&st->events_sent, r->events_sent);
-    atomic_fetch_add(&st->rows_seen, ws.rows_published - r->rows_reported);
-    r->streams_total = r->streams_dropped_slow = r->events_sent = 0;
-    r->rows_reported = ws.rows_published;
-    long long prev = atomic_load(&st->last_id);
-    while (ws.last_id > prev && !atomic_compare_exchange_weak(&st->last_id, &prev, ws.last_id))
-        ;
-    atomic_store(&st->watcher_lag_ms, ws.last_lag_ms);
-}
-
 /* Heartbeats: oldest first; queue_payload moves each one to the tail. */
 static void stream_tick(struct conn_set *set, uint64_t now_ms)
 {
     struct responder *r = LOOP_CONTAINER(set, struct responder, set);
-    report_stats(r);
     struct stream *s;
     while ((s = r->idle_head) != NULL && now_ms - s->last_queued_ms >= r->cfg.heartbeat_ms) {
         if (s->conn.out.bytes > 0) {
@@ -327,7 +305,8 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
     s->r = r;
     s->request_id = req->request_id;
     s->last_queued_ms = loop_now_ms(r->set.loop);
-    r->streams_total++;
+    metrics_add(r->set.metrics, METRIC_ACCEPTED, 1);
+    metrics_add(r->set.metrics, METRIC_OPEN, 1);
     idle_append(r, s);
     if (!queue_headers(s))
         goto fail;
@@ -349,12 +328,12 @@ fail:
 refuse:
     free(s);
     close(req->fd);
-    atomic_fetch_sub(&r->stats->streams_open, 1);
+    atomic_fetch_sub(r->admitted, 1);
 }
 
 struct responder *responder_new(struct loop *loop, struct store *store,
-                                const struct responder_config *cfg, struct responder_stats *stats,
-                                char *err, size_t err_cap)
+                                const struct responder_config *cfg, struct metrics *metrics,
+                                atomic_size_t *admitted, char *err, size_t err_cap)
 {
     struct responder *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -362,14 +341,14 @@ struct responder *responder_new(struct loop *loop, struct store *store,
         return NULL;
     }
     r->cfg = *cfg;
-    r->stats = stats;
+    r->admitted = admitted;
     r->heartbeat = payload_new(SSE_HEARTBEAT_LEN);
     if (r->heartbeat == NULL) {
         snprintf(err, err_cap, "out of memory");
         goto fail;
     }
     memcpy(r->heartbeat->bytes, SSE_HEARTBEAT, SSE_HEARTBEAT_LEN);
-    if (!conn_set_init(&r->set, loop, store, ENCODERS, 1, NULL, &STREAM_OPS, err, err_cap))
+    if (!conn_set_init(&r->set, loop, store, metrics, ENCODERS, 1, NULL, &STREAM_OPS, err, err_cap))
         goto fail;
     return r;
 fail:
@@ -384,7 +363,6 @@ void responder_free(struct responder *r)
     for (struct conn *c = r->set.all; c != NULL; c = c->next)
         mark_closing(stream_of(c), true);
     conn_set_reap(&r->set);
-    report_stats(r);
     conn_set_destroy(&r->set);
     payload_unref(r->heartbeat);
     free(r);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "query.h"
 
 struct loop;
@@ -33,33 +34,19 @@ struct responder_request {
     int64_t header_id;
 };
 
-/* Counters shared by every worker of the process (relaxed atomics). Each
- * responder adds its share once a second and when it is freed, except
- * streams_open, which moves at once. */
-struct responder_stats {
-    /* Streams admitted and not yet freed: counted up by the accept threads
-     * (which refuse at --max-streams), down by the responders. */
-    atomic_size_t streams_open;
-    atomic_ullong streams_total;
-    atomic_ullong streams_dropped_slow;
-    atomic_ullong streams_refused_full; /* counted by the accept threads */
-    atomic_ullong events_sent;          /* rows queued to streams, live and replayed */
-    atomic_llong last_id;               /* highest id a watcher has seen */
-    atomic_ullong rows_seen;            /* rows the watchers read since start */
-    atomic_ullong watcher_lag_ms;       /* wake-up to rows published, a last batch */
-};
-
 /* Creates the hub and the log watcher on loop and store; borrows loop,
- * store, cfg and stats (they outlive the responder). NULL with a reason in
- * err on failure. */
+ * store, cfg, metrics (this worker's own, which only this loop writes) and
+ * admitted (they outlive the responder). admitted counts the streams the
+ * accept threads let in for --max-streams; the responder takes each one
+ * back when its stream is freed. NULL with a reason in err on failure. */
 struct responder *responder_new(struct loop *loop, struct store *store,
-                                const struct responder_config *cfg, struct responder_stats *stats,
-                                char *err, size_t err_cap);
+                                const struct responder_config *cfg, struct metrics *metrics,
+                                atomic_size_t *admitted, char *err, size_t err_cap);
 /* Closes every stream (each gets a clean end of response) and frees all. */
 void responder_free(struct responder *r);
 
-/* Starts a stream for req, already counted in stats->streams_open. On
- * failure the fd is closed and the count taken back. */
+/* Starts a stream for req, already counted in admitted. On failure the fd
+ * is closed and the count taken back. */
 void responder_adopt(struct responder *r, const struct responder_request *req);
 
 #endif

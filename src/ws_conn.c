@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "deflate.h"
@@ -95,7 +96,7 @@ static void check_queue_cap(struct ws_conn *c)
             "litepush-ws: connection fd %d dropped: %zu bytes queued (limit %zu), "
             "client too slow; it can resume with lastEventId\n",
             c->conn.io.fd, c->conn.out.bytes, c->env->cfg->queue_cap);
-    c->env->stats->dropped_slow++;
+    metrics_add(c->env->set.metrics, METRIC_DROPPED_SLOW, 1);
     mark_closing(c);
 }
 
@@ -145,7 +146,7 @@ static void on_feed_row(struct feed *f, struct payload *p)
         mark_closing(c);
         return;
     }
-    c->env->stats->frames_sent++;
+    metrics_add(c->env->set.metrics, METRIC_DELIVERIES, 1);
     queue_frame_payload(c, WS_FRAME_OP_TEXT, c->is_deflate, p);
 }
 
@@ -187,9 +188,13 @@ static void flush(struct ws_conn *c)
 /* ---- handshake --------------------------------------------------------- */
 
 /* Writes an HTTP refusal and closes: the socket is fresh, so a small
- * response fits in its buffer; if not, the client gets a reset instead. */
+ * response fits in its buffer; if not, the client gets a reset instead.
+ * Counted as a refusal by its status (metrics_refusal). */
 static void refuse(struct ws_conn *c, int status, const char *reason, unsigned retry_after_s)
 {
+    enum metric refusal = metrics_refusal(status);
+    if (refusal != METRIC_COUNT)
+        metrics_add(c->env->set.metrics, refusal, 1);
     char resp[512];
     long n = ws_handshake_write_error(resp, sizeof resp, status, reason, retry_after_s);
     if (n > 0 && write(c->conn.io.fd, resp, (size_t)n) < 0) {
@@ -256,6 +261,8 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
                               pmd.client_max_window_bits ? pmd.client_max_window_bits : 15, true);
     c->state = CONN_OPEN;
     c->since_ms = loop_now_ms(c->env->set.loop);
+    metrics_add(c->env->set.metrics, METRIC_ACCEPTED, 1);
+    metrics_add(c->env->set.metrics, METRIC_OPEN, 1);
     /* position=1: the first frame says where the rows start. With a resume
      * id that is the id (a litepush.reset after it corrects it); without,
      * the feed's live cursor, known once it is open. */
@@ -274,9 +281,9 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     conn_mark_dirty(&c->conn);
 }
 
-/* True for "GET <path>/stats[?...] HTTP/1.x": the counters page, served
- * without an upgrade. */
-static bool is_stats_request(const char *head, size_t len)
+/* True for "GET <path><suffix>[?...] HTTP/1.x" (suffix "/stats" or
+ * "/metrics"): a counters page, served without an upgrade. */
+static bool is_path_suffix(const char *head, size_t len, const char *suffix)
 {
     if (len < 4 || memcmp(head, "GET ", 4) != 0)
         return false;
@@ -286,29 +293,53 @@ static bool is_stats_request(const char *head, size_t len)
         return false;
     const char *q = memchr(target, '?', (size_t)(end - target));
     const char *path_end = q ? q : end;
-    return path_end - target >= 6 && memcmp(path_end - 6, "/stats", 6) == 0;
+    size_t n = strlen(suffix);
+    return (size_t)(path_end - target) >= n && memcmp(path_end - n, suffix, n) == 0;
+}
+
+/* Answers a counters page of content_type and closes. */
+static void reply_page(struct ws_conn *c, const char *content_type, const char *body, size_t len)
+{
+    char head[256];
+    int m = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                     "Cache-Control: no-cache\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     content_type, len);
+    struct iovec iov[2] = {{head, (size_t)m}, {(void *)body, len}};
+    if (m > 0 && (size_t)m < sizeof head && writev(c->conn.io.fd, iov, 2) < 0) {
+        /* the client left already */
+    }
+    mark_closing(c);
 }
 
 static void reply_stats(struct ws_conn *c)
 {
-    struct ws_conn_stats *st = c->env->stats;
-    char body[512], resp[768];
-    int n = snprintf(body, sizeof body,
-                     "connections_open %zu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
-                     "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
-                     "frames_sent %llu\npublished %llu\nlast_id %lld\n",
-                     atomic_load(&st->connections_open), atomic_load(&st->connections_total),
-                     atomic_load(&st->dropped_slow), atomic_load(&st->dropped_unresponsive),
-                     atomic_load(&st->refused_full), atomic_load(&st->frames_sent),
-                     atomic_load(&st->published), (long long)watcher_last_id(c->env->set.watcher));
-    int m = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Cache-Control: no-cache\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     n, body);
-    if (m > 0 && write(c->conn.io.fd, resp, (size_t)m) < 0) {
-        /* the client left already */
-    }
-    mark_closing(c);
+    const struct ws_conn_shared *sh = c->env->shared;
+    uint64_t v[METRIC_COUNT];
+    metrics_sum(sh->metrics, sh->metrics_count, v);
+    char body[512];
+    int n = snprintf(
+        body, sizeof body,
+        "connections_open %llu\nconnections_total %llu\nconnections_dropped_slow %llu\n"
+        "connections_dropped_unresponsive %llu\nconnections_refused_full %llu\n"
+        "frames_sent %llu\npublished %llu\nlast_id %llu\n",
+        (unsigned long long)v[METRIC_OPEN], (unsigned long long)v[METRIC_ACCEPTED],
+        (unsigned long long)v[METRIC_DROPPED_SLOW],
+        (unsigned long long)v[METRIC_DROPPED_UNRESPONSIVE],
+        (unsigned long long)v[METRIC_REFUSED_FULL], (unsigned long long)v[METRIC_DELIVERIES],
+        (unsigned long long)v[METRIC_PUBLISHED], (unsigned long long)v[METRIC_LAST_ID]);
+    reply_page(c, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0);
+}
+
+/* The Prometheus text exposition (metrics.h) of every thread's counters. */
+static void reply_metrics(struct ws_conn *c)
+{
+    const struct ws_conn_shared *sh = c->env->shared;
+    uint64_t v[METRIC_COUNT];
+    metrics_sum(sh->metrics, sh->metrics_count, v);
+    char body[METRICS_TEXT_MAX];
+    size_t n = metrics_render(v, METRICS_WS, body, sizeof body);
+    reply_page(c, METRICS_CONTENT_TYPE, body, n);
 }
 
 /* Takes handshake bytes; returns how many of buf were used by the head
@@ -328,8 +359,12 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
     long r = ws_handshake_parse(&c->hs, c->head, c->head_len, LIMITS_WS_HANDSHAKE_MAX, &req);
     if (r == WS_HANDSHAKE_NEED_MORE)
         return (long)take;
-    if (r == WS_HANDSHAKE_INVALID && is_stats_request(c->head, c->head_len)) {
+    if (r == WS_HANDSHAKE_INVALID && is_path_suffix(c->head, c->head_len, "/stats")) {
         reply_stats(c);
+        return -1;
+    }
+    if (r == WS_HANDSHAKE_INVALID && is_path_suffix(c->head, c->head_len, "/metrics")) {
+        reply_metrics(c);
         return -1;
     }
     if (r == WS_HANDSHAKE_INVALID) {
@@ -346,8 +381,10 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- messages from the client ------------------------------------------ */
 
+/* Answers a publish that was not stored (counted as a publish error). */
 static void reply_error(struct ws_conn *c, const char *reason)
 {
+    metrics_add(c->env->set.metrics, METRIC_PUBLISH_ERRORS, 1);
     if (c->ref != NULL) {
         queue_reply(c, json_publish_reply(c->env->json, c->ref, 0, reason));
         return;
@@ -397,7 +434,7 @@ static void publish(struct ws_conn *c, bool is_text)
                                              : "database error, message not stored");
         return;
     }
-    env->stats->published++;
+    metrics_add(env->set.metrics, METRIC_PUBLISHED, 1);
     if (c->ref != NULL)
         queue_reply(c, json_publish_reply(env->json, c->ref, id, NULL));
     /* Our own commit does not change data_version for our connection:
@@ -616,7 +653,9 @@ static void ws_free(struct conn *conn)
     deflate_buf_free(&c->msg);
     deflate_inflater_free(&c->inflater);
     free(c->head);
-    atomic_fetch_sub(&c->env->stats->connections_open, 1);
+    if (c->state != CONN_HANDSHAKE) /* it was upgraded, and counted open */
+        metrics_sub(c->env->set.metrics, METRIC_OPEN, 1);
+    atomic_fetch_sub(&c->env->shared->admitted, 1);
     free(c);
 }
 
@@ -646,7 +685,7 @@ static void tick_conn(struct ws_conn *c, uint64_t now_ms)
             mark_closing(c);
     } else if (c->is_awaiting_pong) {
         if (now_ms - c->ping_sent_ms >= cfg->ping_ms) {
-            c->env->stats->dropped_unresponsive++;
+            metrics_add(c->env->set.metrics, METRIC_DROPPED_UNRESPONSIVE, 1);
             fail(c, 1001, "no answer to ping");
         }
     } else if (now_ms - c->last_rx_ms >= cfg->ping_ms) {
@@ -660,14 +699,8 @@ static void tick_conn(struct ws_conn *c, uint64_t now_ms)
 
 static void ws_tick(struct conn_set *set, uint64_t now_ms)
 {
-    struct ws_conn_env *env = LOOP_CONTAINER(set, struct ws_conn_env, set);
     for (struct conn *conn = set->all; conn != NULL; conn = conn->next)
         tick_conn(ws_conn_of(conn), now_ms);
-    /* The process-wide last id is the highest any worker has seen. */
-    long long seen = watcher_last_id(set->watcher);
-    long long prev = atomic_load(&env->stats->last_id);
-    while (seen > prev && !atomic_compare_exchange_weak(&env->stats->last_id, &prev, seen))
-        ;
 }
 
 static const struct conn_ops WS_CONN_OPS = {
@@ -679,10 +712,11 @@ static const struct conn_ops WS_CONN_OPS = {
 };
 
 bool ws_conn_env_init(struct ws_conn_env *env, struct loop *loop, struct store *store,
-                      hub_encode_fn *const encoders[2], void *encode_ctx, char *err, size_t err_cap)
+                      struct metrics *metrics, hub_encode_fn *const encoders[2], void *encode_ctx,
+                      char *err, size_t err_cap)
 {
-    return conn_set_init(&env->set, loop, store, encoders, 2, encode_ctx, &WS_CONN_OPS, err,
-                         err_cap);
+    return conn_set_init(&env->set, loop, store, metrics, encoders, 2, encode_ctx, &WS_CONN_OPS,
+                         err, err_cap);
 }
 
 void ws_conn_env_close(struct ws_conn_env *env)
@@ -704,11 +738,10 @@ bool ws_conn_start(struct ws_conn_env *env, int fd)
     if (c == NULL || !conn_add(&env->set, &c->conn, fd, on_io)) {
         free(c);
         close(fd);
-        atomic_fetch_sub(&env->stats->connections_open, 1);
+        atomic_fetch_sub(&env->shared->admitted, 1);
         return false;
     }
     c->env = env;
     c->since_ms = c->last_rx_ms = loop_now_ms(env->set.loop);
-    env->stats->connections_total++;
     return true;
 }

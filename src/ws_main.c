@@ -6,7 +6,10 @@
  * own event loop with its own ws_server, store connection, watcher and hub,
  * so a row is fanned out by every core at once and no lock is taken per row.
  * A publish commits in one worker; the others see it through their
- * watchers like any other INSERT. */
+ * watchers like any other INSERT.
+ *
+ * Counters: every worker and the listener own one struct metrics in
+ * app.metrics (metrics.h); /metrics, /stats and SIGUSR1 sum them all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +25,7 @@
 #include "input_limits.h"
 #include "listen.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "ws_handshake.h"
 #include "ws_server.h"
@@ -61,6 +65,8 @@ static const char USAGE[] =
     "                        the number of CPUs, at most 64)\n"
     "  --help                this text\n"
     "\n"
+    "GET <any path ending in>/metrics without an upgrade answers counters in the\n"
+    "Prometheus text format (e.g. /ws/metrics), /stats the same as plain text.\n"
     "SIGTERM or SIGINT close every connection with 1001 and exit; SIGUSR1 logs counters.\n";
 
 /* An accepted socket on its way to a worker. */
@@ -74,20 +80,28 @@ struct app {
     struct pool *pool;
     struct loop_io listen_io;
     struct ws_conn_config cfg;
-    struct ws_conn_stats stats;
+    struct ws_conn_shared shared;
+    /* One per worker (metrics[0..workers_made)), then the listener's (the
+     * main thread's); shared.metrics_count in all. */
+    struct metrics metrics[MAX_THREADS + 1];
+    size_t workers_made;
+    struct metrics *listener_metrics;
 };
 
 static void log_stats(void *ctx)
 {
-    const struct ws_conn_stats *st = &((struct app *)ctx)->stats;
+    struct app *app = ctx;
+    uint64_t v[METRIC_COUNT];
+    metrics_sum(app->metrics, app->shared.metrics_count, v);
     fprintf(stderr,
-            "litepush-ws: stats connections_open=%zu connections_total=%llu dropped_slow=%llu "
+            "litepush-ws: stats connections_open=%llu connections_total=%llu dropped_slow=%llu "
             "dropped_unresponsive=%llu refused_full=%llu frames_sent=%llu published=%llu "
-            "last_id=%lld\n",
-            atomic_load(&st->connections_open), atomic_load(&st->connections_total),
-            atomic_load(&st->dropped_slow), atomic_load(&st->dropped_unresponsive),
-            atomic_load(&st->refused_full), atomic_load(&st->frames_sent),
-            atomic_load(&st->published), atomic_load(&st->last_id));
+            "last_id=%llu\n",
+            (unsigned long long)v[METRIC_OPEN], (unsigned long long)v[METRIC_ACCEPTED],
+            (unsigned long long)v[METRIC_DROPPED_SLOW],
+            (unsigned long long)v[METRIC_DROPPED_UNRESPONSIVE],
+            (unsigned long long)v[METRIC_REFUSED_FULL], (unsigned long long)v[METRIC_DELIVERIES],
+            (unsigned long long)v[METRIC_PUBLISHED], (unsigned long long)v[METRIC_LAST_ID]);
 }
 
 /* ---- the pool's callbacks: one ws_server per worker ---------------------- */
@@ -96,7 +110,8 @@ static void *server_new(struct loop *loop, struct store *store, void *ctx, char 
                         size_t err_cap)
 {
     struct app *app = ctx;
-    return ws_server_new(loop, store, &app->cfg, &app->stats, err, err_cap);
+    return ws_server_new(loop, store, &app->cfg, &app->shared, &app->metrics[app->workers_made++],
+                         err, err_cap);
 }
 
 static void server_adopt(void *server, struct pool_item *item)
@@ -138,9 +153,9 @@ static void on_accept(struct loop_io *io, uint32_t events)
                 fprintf(stderr, "litepush-ws: %s: accept: %s\n", __func__, strerror(errno));
             return;
         }
-        if (atomic_fetch_add(&app->stats.connections_open, 1) >= app->cfg.max_connections) {
-            atomic_fetch_sub(&app->stats.connections_open, 1);
-            app->stats.refused_full++;
+        if (atomic_fetch_add(&app->shared.admitted, 1) >= app->cfg.max_connections) {
+            atomic_fetch_sub(&app->shared.admitted, 1);
+            metrics_add(app->listener_metrics, METRIC_REFUSED_FULL, 1);
             refuse_full(fd);
             continue;
         }
@@ -150,7 +165,7 @@ static void on_accept(struct loop_io *io, uint32_t events)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct pending *p = malloc(sizeof *p);
         if (p == NULL) {
-            atomic_fetch_sub(&app->stats.connections_open, 1);
+            atomic_fetch_sub(&app->shared.admitted, 1);
             close(fd);
             continue;
         }
@@ -200,6 +215,10 @@ int main(int argc, char **argv)
 
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
+
+    app.shared.metrics = app.metrics;
+    app.shared.metrics_count = (size_t)threads + 1;
+    app.listener_metrics = &app.metrics[threads];
 
     char err[512];
     /* The pool opens the stores, creating the schema, before the port opens. */

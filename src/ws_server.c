@@ -67,8 +67,8 @@ static hub_encode_fn *const ENCODERS[] = {
 /* ---- lifecycle ------------------------------------------------------------- */
 
 struct ws_server *ws_server_new(struct loop *loop, struct store *store,
-                                const struct ws_conn_config *cfg, struct ws_conn_stats *stats,
-                                char *err, size_t err_cap)
+                                const struct ws_conn_config *cfg, struct ws_conn_shared *shared,
+                                struct metrics *metrics, char *err, size_t err_cap)
 {
     struct ws_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL) {
@@ -77,7 +77,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store,
     }
     srv->store = store;
     srv->env = (struct ws_conn_env){
-        .cfg = cfg, .stats = stats, .read_buf = srv->read_buf, .read_cap = sizeof srv->read_buf};
+        .cfg = cfg, .shared = shared, .read_buf = srv->read_buf, .read_cap = sizeof srv->read_buf};
     srv->compressor = deflate_compressor_new(15, -1);
     if (srv->compressor == NULL) {
         snprintf(err, err_cap, "out of memory");
@@ -87,7 +87,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct store *store,
     if (srv->json == NULL)
         goto fail;
     srv->env.json = srv->json;
-    if (!ws_conn_env_init(&srv->env, loop, store, ENCODERS, srv, err, err_cap))
+    if (!ws_conn_env_init(&srv->env, loop, store, metrics, ENCODERS, srv, err, err_cap))
         goto fail;
     return srv;
 fail:

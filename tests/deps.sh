@@ -23,6 +23,8 @@ if [ "${1:-}" = test ]; then
     command -v man >/dev/null       || need+=(man-db)
     command -v groff >/dev/null     || need+=(groff-base)
     [ -e /usr/lib/apache2/modules/mod_fcgid.so ] || need+=(libapache2-mod-fcgid)
+    # The /metrics cases parse with Debian's Prometheus client (/usr/bin/python3).
+    /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 fi
 if [ "${1:-}" = test ] || [ "${1:-}" = deb ]; then
     command -v dh >/dev/null                || need+=(debhelper)

@@ -292,6 +292,33 @@ def prune_retention():
     T.check("--keep-days 0 deletes every row", q(k, "SELECT * FROM litepush_last_id"), "0|1000|0|1000")
 
 
+def prune_progress():
+    """A long prune on a terminal shows rows done, rate and time left on one
+    stderr line rewritten with \r, ended by a newline before the summary;
+    without a terminal (cron) stderr stays empty."""
+    print("== litepush-prune: progress on a terminal", flush=True)
+    p = new_db(tmp("progress.db"))
+    args = [PRUNE, "--db", p, "--keep-rows", "0", "--batch", "100", "--pause", "20"]
+    fill(p, 3000, "'c'", NOW_MS)
+    rc, out, err = sh(args)
+    T.check("no terminal: exit 0, nothing on stderr", f"{rc}|{err!r}", "0|''")
+    fill(p, 6000, "'c'", NOW_MS)
+    # script(1) runs it on a pseudo-terminal; stdout and stderr both come back here.
+    # Bytes, not text: text mode would turn every \r into \n.
+    r = subprocess.run(["script", "-qec", " ".join(args), "/dev/null"], capture_output=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    r.stdout = r.stdout.decode("utf-8", "replace")
+    lines = re.findall(r"\rlitepush-prune: (\d+) of 6000 rows \((\d+)%\), (\d+) rows/s", r.stdout)
+    T.check("terminal: exit 0", r.returncode, 0)
+    check_ok("terminal: several progress updates, counting up", len(lines) >= 2 and
+             [int(x[0]) for x in lines] == sorted(int(x[0]) for x in lines), repr(r.stdout[-400:]))
+    check_ok("terminal: the last update is 6000 of 6000 (100%), then a newline and the summary",
+             bool(lines) and lines[-1][:2] == ("6000", "100") and
+             re.search(r"rows/s *\r?\nlitepush-prune: deleted 6000 rows", r.stdout) is not None,
+             repr(r.stdout[-400:]))
+    check_ok("terminal: a time left while it runs", " s left" in r.stdout, repr(r.stdout[:300]))
+
+
 def prune_beside_publisher():
     print("== litepush-prune beside a publisher (200 000 rows)", flush=True)
     b = new_db(tmp("busy.db"))
@@ -409,6 +436,7 @@ def main():
         publishing()
         prune_flags()
         prune_retention()
+        prune_progress()
         prune_beside_publisher()
         resume_after_pruning()
         restored_log()

@@ -162,6 +162,7 @@ def main():
         f'<Directory "{d}/cgi-bin">', "    Options +ExecCGI", "    SetHandler fcgid-script",
         "    Require all granted", "</Directory>",
         f"FcgidInitialEnv LITEPUSH_DB {db}",
+        "FcgidInitialEnv LITEPUSH_THREADS 1",
         "FcgidOutputBufferSize 0",
         f"FcgidIOTimeout {IO_TIMEOUT}",
         "FcgidBusyTimeout 86400",
@@ -227,6 +228,17 @@ def main():
                 pass
         print(f"     RSS of one fcgid-spawned responder holding one stream: {rss} kB, PSS {pss} kB "
               f"(pid {p[0] if p else '?'}, threads {len(os.listdir(f'/proc/{p[0]}/task')) if p else '?'})")
+        if p:
+            threads = len(os.listdir(f"/proc/{p[0]}/task"))
+            inotify = 0
+            for fd in os.listdir(f"/proc/{p[0]}/fd"):
+                try:
+                    inotify += "inotify" in os.readlink(f"/proc/{p[0]}/fd/{fd}")
+                except OSError:
+                    pass
+            check(threads == 3 and inotify == 1,
+                  f"with LITEPUSH_THREADS 1 the process is as small as it can be: {threads} threads "
+                  f"(main, one event loop, one accept thread: 3), {inotify} inotify instance (1)")
 
         # 2. several streams at once, one process each
         others = [open_stream(f"channel=a&channel={c}") for c in ("b", "c", "d")]

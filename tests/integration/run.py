@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 
+import metrics_cases
 import ws_cases
 from harness import (APACHE_MODULES, BIN, DB, WS_BIN, WS_MAIN_ARGS, WS_RO_ARGS, Env, Fail, Skip, NodeES, NodeWS, PROCS, Procs,
                      Responder, RETRY_MS, ROOT, Target, alive, check, fcgi_request, fd_count, settle_fds,
@@ -155,7 +156,8 @@ def conf_user_files_parse(_):
     """apache-conf/*.conf as shipped: both servers accept them."""
     a = os.path.join(ROOT, "apache-conf", "litepush-apache.conf")
     l = os.path.join(ROOT, "apache-conf", "litepush-lighttpd.conf")
-    mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_wstunnel", "env"]
+    mods = ["mpm_event", "authz_core", "authz_host", "proxy", "proxy_fcgi", "proxy_wstunnel",
+            "proxy_http", "env"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
     wrap = ENV.write("check-apache.conf", f'ServerRoot "{ENV.dir}"\nServerName 127.0.0.1\n'
                      f'Listen 127.0.0.1:{free_port()}\nDefaultRuntimeDir "{ENV.dir}/apache-run"\n'
@@ -738,6 +740,7 @@ CASES = [
     ("kill9_resume", kill9_resume, 40, "main"),
     ("disconnect_cleanup", disconnect_cleanup, 40, "main"),
     ("many_streams", many_streams, 70, "main"),
+] + metrics_cases.METRICS_CASES + [  # before the pruning cases, which affect later resumes
     ("reset_pruned_meta", reset_pruned_meta, 10, "main"),
     ("reset_pruned_oldest", reset_pruned_oldest, 10, "main"),
 ] + ws_cases.WS_CASES     # scope "ws": ws-direct, ws-apache, ws-lighttpd; "wsdirect": ws-direct
@@ -804,6 +807,7 @@ def main():
     passed = failed = skipped = 0
     ENV = Env(args.keep)
     ws_cases.ENV = ENV
+    metrics_cases.ENV = ENV
     try:
         have_bin = os.access(BIN, os.X_OK)
         if not have_bin:

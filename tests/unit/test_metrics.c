@@ -1,5 +1,6 @@
 /* Unit tests for metrics: summing across workers (counters add, lag and
- * last id take the largest), the exposition of each program (every family
+ * last id and rows read take the largest), the refusal an HTTP status
+ * counts as, the exposition of each program (every family
  * has one HELP and one TYPE line before its samples, counters end in
  * _total, the WebSocket-only series are absent from the SSE page), the
  * seconds formatting of the lag, and a buffer too small by one byte. */
@@ -31,6 +32,10 @@ static void test_sum(void)
     metrics_set(&w[1], METRIC_LAST_ID, 120);
     metrics_set(&w[1], METRIC_WATCHER_LAG_US, 10);
     metrics_set(&w[2], METRIC_WATCHER_LAG_US, 2500);
+    /* every loop reads every row: counted once, not three times */
+    metrics_add(&w[0], METRIC_ROWS_READ, 40);
+    metrics_add(&w[1], METRIC_ROWS_READ, 40);
+    metrics_add(&w[2], METRIC_ROWS_READ, 39);
     uint64_t v[METRIC_COUNT];
     metrics_sum(w, 3, v);
     CHECK_INT(v[METRIC_DELIVERIES], 12);
@@ -38,6 +43,20 @@ static void test_sum(void)
     CHECK_INT(v[METRIC_LAST_ID], 120);
     CHECK_INT(v[METRIC_WATCHER_LAG_US], 2500);
     CHECK_INT(v[METRIC_PUBLISHED], 0);
+    CHECK_INT(v[METRIC_ROWS_READ], 40);
+}
+
+static void test_refusal(void)
+{
+    CHECK_INT(metrics_refusal(400), METRIC_REFUSED_BAD_REQUEST);
+    CHECK_INT(metrics_refusal(405), METRIC_REFUSED_BAD_REQUEST);
+    CHECK_INT(metrics_refusal(426), METRIC_REFUSED_BAD_REQUEST);
+    CHECK_INT(metrics_refusal(401), METRIC_REFUSED_AUTH);
+    CHECK_INT(metrics_refusal(403), METRIC_REFUSED_AUTH);
+    CHECK_INT(metrics_refusal(200), METRIC_COUNT);
+    CHECK_INT(metrics_refusal(503), METRIC_COUNT);
+    CHECK_INT(metrics_refusal(399), METRIC_COUNT);
+    CHECK_INT(metrics_refusal(500), METRIC_COUNT);
 }
 
 static void test_render_ws(void)
@@ -92,6 +111,7 @@ static void test_too_small(void)
 int main(void)
 {
     RUN(test_sum);
+    RUN(test_refusal);
     RUN(test_render_ws);
     RUN(test_render_sse);
     RUN(test_too_small);
