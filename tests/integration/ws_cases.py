@@ -786,6 +786,27 @@ def ws_message_deadline(t):
         Procs.stop(p)
 
 
+def _write_lock_holder(channel, seconds):
+    """A thread (not started) that plays an application: it takes SQLite's
+    write lock (BEGIN IMMEDIATE and an INSERT into channel), sets hold,
+    keeps the lock for seconds, commits and sets done."""
+    import sqlite3
+    hold = threading.Event()
+    done = threading.Event()
+
+    def app():
+        db = sqlite3.connect(ENV.db.path, timeout=10, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO messages(channel, data) VALUES(?, 'x')", (channel,))
+        hold.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+        db.close()
+        done.set()
+
+    return threading.Thread(target=app, daemon=True), hold, done
+
+
 def ws_publish_under_lock(t):
     """An application holds the write lock (BEGIN IMMEDIATE) for 1.2 s
     while a client publishes: the publish waits off the event loop and goes
@@ -794,25 +815,11 @@ def ws_publish_under_lock(t):
     on the loop for the lock (2 s busy timeout), freezing every connection
     of that loop."""
     sqlite_only()
-    import sqlite3
     p, port = _own_ws(["--allow-publish", "--threads", "1"])
     c = t.ch("lock")
     pub = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}")
     other = RawWS(port, "/ws?channel=other").open()
-    hold = threading.Event()
-    done = threading.Event()
-
-    def app():
-        db = sqlite3.connect(ENV.db.path, timeout=10, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO messages(channel, data) VALUES('lock.app', 'x')")
-        hold.set()
-        time.sleep(1.2)
-        db.execute("COMMIT")
-        db.close()
-        done.set()
-
-    th = threading.Thread(target=app, daemon=True)
+    th, hold, done = _write_lock_holder("lock.app", 1.2)
     try:
         pub.open()
         th.start()
@@ -832,6 +839,52 @@ def ws_publish_under_lock(t):
         done.wait(5)
         pub.quit()
         other.close()
+        Procs.stop(p)
+
+
+def ws_publish_ref_under_lock(t):
+    """A publish with a "ref" that meets an application's write lock is
+    kept and retried off the loop: once the lock is free it is answered
+    {"ok":true,"ref":R,"id":N} with its stored id, before the echo of its
+    row. A second publish while it waits is refused at once as busy with
+    its own ref, and a ping is answered meanwhile."""
+    sqlite_only()
+    p, port = _own_ws(["--allow-publish", "--threads", "1"])
+    c = t.ch("reflock")
+    pub = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}")
+    th, hold, done = _write_lock_holder("reflock.app", 1.5)
+    try:
+        pub.open()
+        th.start()
+        check(hold.wait(5), "the application could not take the write lock")
+        pub.publish({"channel": c, "data": "under lock", "ref": "held"})
+        time.sleep(0.2)
+        pub.publish({"channel": c, "data": "while waiting", "ref": 2})
+        pub.publish({"ping": "still there"})
+        early = pub.wait_messages(2, timeout=0.8)
+        check(not done.is_set(), "the lock was released before the early answers were checked")
+        busy = [g for g in early if isinstance(g, dict) and "error" in g]
+        check(len(busy) == 1 and list(busy[0]) == ["error", "ref"] and busy[0]["ref"] == 2
+              and "busy" in busy[0]["error"],
+              f"the second publish should be refused as busy with ref 2: {short(early)}")
+        check({"pong": "still there"} in early, f"a ping while a publish waits: {short(early)}")
+        check(ENV.db.ids(c) == [], f"nothing is stored while the lock is held: {ENV.db.ids(c)}")
+        got = pub.wait_messages(4, timeout=5)
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1, f"exactly the held publish is stored: rows {ids}")
+        d = [json.loads(m["text"]) for m in pub.messages()]
+        ack = [x for x in d if isinstance(x, dict) and x.get("ok")]
+        check(ack == [{"ok": True, "ref": "held", "id": ids[0]}] and list(ack[0]) == ["ok", "ref", "id"],
+              f"the ack of the held publish: {short(d, 700)}")
+        echo_at = next((i for i, x in enumerate(d) if isinstance(x, dict) and "channel" in x), None)
+        check(echo_at is not None and d[echo_at] == row(ids[0], c, "under lock"),
+              f"the echo of the held publish: {short(d, 700)}")
+        check(d.index(ack[0]) < echo_at, f"the ack came after the echo: {short(d, 700)}")
+        pub.check_open()
+        return f"ack {ack[0]} after the lock; busy refusal {busy[0]}; {len(got)} frames"
+    finally:
+        done.wait(5)
+        pub.quit()
         Procs.stop(p)
 
 
@@ -1368,6 +1421,7 @@ WS_CASES = [
     ("ws.unpublishable_not_kept", ws_unpublishable_not_kept, 30, "wsdirect"),
     ("ws.message_deadline", ws_message_deadline, 20, "wsdirect"),
     ("ws.publish_under_lock", ws_publish_under_lock, 30, "wsdirect"),
+    ("ws.publish_ref_under_lock", ws_publish_ref_under_lock, 30, "wsdirect"),
     ("ws.max_per_address", ws_max_per_address, 30, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),
