@@ -26,22 +26,23 @@
 //   The resume id goes in the lastEventId query parameter on every connect.
 // - WebSocket: browsers answer the server's pings by themselves and JS never
 //   sees them, so an idle healthy connection is silent to the page. After
-//   one heartbeat of silence the client sends a probe frame that the server
-//   always answers (with {"error":...}: the protocol has no ping message),
-//   and gives the connection up when nothing at all arrives within another
-//   1.5 heartbeats.
+//   one heartbeat of silence the client sends {"ping":N}, which the server
+//   answers with {"pong":N} (an older server, without pings, answers it
+//   with an {"error":...}: any answer will do), and gives the connection up
+//   when nothing at all arrives within another 1.5 heartbeats.
+// - Where a subscription without lastEventId starts: SSE sends an id-only
+//   block (id: N, no data) when the stream goes live, and the WebSocket
+//   sends {"position":N} first when asked with ?position=1. Either sets the
+//   last id, so a reconnect before the first row loses nothing.
 // - Duplicates: ids only grow within the log, so a row whose id is not above
 //   the last one seen is dropped. litepush.reset moves the last id to its
 //   own id (down too, after a restored log) and goes to onReset.
-// - Publish confirmation: litepush-ws sends no acknowledgement with the new
-//   id; it echoes the stored row to every subscriber of its channel,
-//   the sender included, and answers a refused publish with {"error":...}.
-//   Error replies follow the order of the client's frames, but a stored
-//   row can be echoed after a later publish's error while the connection is
-//   still replaying history. So the client keeps one publish (or probe) in
-//   flight at a time: an error frame belongs to it, and so does the first
-//   row of its channel with the same event and data. Publishing is
-//   therefore limited to the channels this subscription reads.
+// - Publish confirmation: each publish carries "ref" (a number unique to
+//   the subscription) and litepush-ws answers it with
+//   {"ok":true,"ref":R,"id":N} or {"error":"...","ref":R}; publishes are
+//   pipelined and matched by ref. A server that ignores ref (older than
+//   this file) sends no answer: such a publish rejects as "unconfirmed"
+//   after publishTimeoutMs, although its row may be stored.
 const DEFAULTS = {
     transport: "auto",       // "ws", "sse" or "auto" (WebSocket, SSE when the upgrade fails)
     heartbeatMs: 15000,      // the server's --heartbeat (SSE) and the WS silence before a probe
@@ -49,7 +50,7 @@ const DEFAULTS = {
     maxDelayMs: 15000,       // longest reconnect delay
     connectTimeoutMs: 15000, // give up on an attempt that gets no answer
     wsRetryMs: 60000,        // auto: time on SSE before the WebSocket is tried again
-    publishTimeoutMs: 15000, // a publish that is neither echoed nor refused is rejected
+    publishTimeoutMs: 15000, // a publish the server neither acks nor refuses in time is rejected
     refreshBeforeMs: 30000,  // fetch a new token this long before exp (at most 20% of its life)
     lastEventId: null,       // resume after this id (0: the whole retained history)
     credentials: "same-origin",
@@ -109,8 +110,8 @@ class Subscription {
         this.timers = new Set();
         this.refreshTimer = null;
         this.wsRetryTimer = null;
-        this.inflight = null;     // WS: the publish or probe awaiting its answer
-        this.queue = [];          // WS: publishes waiting for their turn
+        this.pending = new Map(); // WS: ref -> publish awaiting its answer
+        this.refSeq = 0;          // the last ref (and ping number) used
         this.closed = false;
         this.onOnline = () => { if (this.state === "reconnecting") this.reconnectNow(); };
         globalThis.addEventListener?.("online", this.onOnline);
@@ -132,19 +133,26 @@ class Subscription {
         this.setState("closed", {});
     }
 
+    // Resolves with the new row's id once the server has stored it; any
+    // channel may be published to, read by this subscription or not.
     publish(channel, event, data) {
         return new Promise((resolve, reject) => {
             channel = channel == null ? "default" : String(channel);
             if (this.closed) return reject(pubError("subscription closed", "closed"));
-            if (!this.channels.includes(channel))
-                return reject(pubError(`publish: not subscribed to channel "${channel}" ` +
-                    "(a publish is confirmed by the echo of its row)", "not-subscribed"));
-            if (!this.conn || this.conn.kind !== "ws" || !this.conn.isOpen)
+            const c = this.conn;
+            if (!c || c.kind !== "ws" || !c.isOpen)
                 return reject(pubError("publish needs an open WebSocket connection", "not-connected"));
-            const msg = { channel, event: event == null ? null : String(event),
-                          data: typeof data === "string" ? data : JSON.stringify(data) };
-            this.queue.push({ type: "publish", msg, resolve, reject });
-            this.pump();
+            const ref = ++this.refSeq;
+            const msg = { channel, data: typeof data === "string" ? data : JSON.stringify(data), ref };
+            if (event != null) msg.event = String(event);
+            const r = { resolve, reject };
+            r.timer = this.later(() => { if (this.pending.get(ref) === r)
+                this.settle(ref, "no confirmation within " + this.o.publishTimeoutMs +
+                            " ms; the row may have been stored", undefined, "unconfirmed"); },
+                this.o.publishTimeoutMs);
+            this.pending.set(ref, r);
+            try { c.ws.send(JSON.stringify(msg)); }
+            catch (e) { this.settle(ref, "send failed: " + (e && e.message), undefined, "not-connected"); }
         });
     }
 
@@ -199,7 +207,7 @@ class Subscription {
     // Before exp: a new token, then a new connection resuming from the last id.
     refresh() {
         if (this.closed) return;
-        if (this.inflight || this.queue.length) {   // let a publish finish first
+        if (this.pending.size) {                    // let the publishes be answered first
             if (this.tokenExp == null || this.tokenExp - Date.now() > 500) {
                 this.refreshTimer = this.later(() => this.refresh(), 200);
                 return;
@@ -290,11 +298,6 @@ class Subscription {
             this.lastId = m.id;
             this.o.onReset?.(Object.assign({ id: m.id, transport: kind }, info));
             return;
-        }
-        if (this.inflight && this.inflight.type === "publish") {
-            const p = this.inflight.msg;
-            if (m.channel === p.channel && m.event === p.event && m.data === p.data &&
-                !m.encoding) this.settle(null, m.id);
         }
         if (this.lastId != null && m.id <= this.lastId) return;   // seen already
         this.lastId = m.id;
@@ -397,7 +400,9 @@ class Subscription {
 
     // ---- WebSocket
     openWs(gen, isTrial) {
-        const ws = new WebSocket(this.wsUrl.href.split("?")[0] + this.query());
+        // Without a last id, ask where the connection starts ({"position":N}).
+        const ws = new WebSocket(this.wsUrl.href.split("?")[0] +
+                                 this.query(this.lastId == null ? { position: "1" } : null));
         const conn = { kind: "ws", isOpen: false, ws, close: () => { try { ws.close(1000); } catch {} } };
         let silenceTimer = null, deadTimer = null;
         const connectTimer = this.later(() => { try { ws.close(); } catch {} fail("no answer from the server"); },
@@ -406,9 +411,9 @@ class Subscription {
             this.cancel(deadTimer); deadTimer = null;
             this.cancel(silenceTimer);
             silenceTimer = this.later(() => {
-                if (this.conn === conn && !this.inflight) {
-                    this.queue.unshift({ type: "probe" });
-                    this.pump();
+                if (this.conn === conn) {
+                    conn.probes = (conn.probes || 0) + 1;
+                    try { ws.send(JSON.stringify({ ping: ++this.refSeq })); } catch {}
                 }
                 deadTimer = this.later(() => { try { ws.close(); } catch {} fail("heartbeat lost"); },
                                        this.o.heartbeatMs * 1.5);
@@ -454,19 +459,28 @@ class Subscription {
             this.transport = "ws";
             quiet();
             this.opened("ws");
-            this.pump();
         };
         ws.onmessage = (e) => {
             if (this.conn !== conn) return;
             quiet();
             let m;
             try { m = JSON.parse(e.data); } catch { return; }
-            if (m && typeof m.error === "string" && m.id === undefined) {
-                if (this.inflight) this.settle(m.error);
+            if (!m || typeof m !== "object") return;
+            if (m.ref !== undefined && (m.ok === true || typeof m.error === "string")) {
+                this.settle(m.ref, m.ok === true ? null : m.error, m.id);   // a publish's answer
+                return;
+            }
+            if (typeof m.error === "string") {
+                if (conn.probes > 0) conn.probes--;     // an older server's answer to a ping
                 else this.emitError(Object.assign(new Error(m.error), { code: "server" }));
                 return;
             }
-            if (!m || typeof m.id !== "number") return;
+            if (m.pong !== undefined) { if (conn.probes > 0) conn.probes--; return; }
+            if (typeof m.position === "number" && m.id === undefined) {
+                if (this.lastId == null) this.lastId = m.position;   // where a fresh connection starts
+                return;
+            }
+            if (typeof m.id !== "number") return;
             this.deliver(m, "ws");
         };
         ws.onclose = (e) => {
@@ -478,41 +492,19 @@ class Subscription {
         return conn;
     }
 
-    // One publish or probe on the wire at a time (see the notes at the top).
-    pump() {
-        if (this.inflight || !this.queue.length) return;
-        const c = this.conn;
-        if (!c || c.kind !== "ws" || !c.isOpen) return;
-        const r = this.queue.shift();
-        this.inflight = r;
-        if (r.type === "probe") {
-            c.ws.send('{"litepush":"probe"}');
-            return;
-        }
-        const m = r.msg;
-        c.ws.send(JSON.stringify(m.event == null ? { channel: m.channel, data: m.data } : m));
-        r.timer = this.later(() => { if (this.inflight === r)
-            this.settle("no confirmation within " + this.o.publishTimeoutMs + " ms; the row may have been stored",
-                        undefined, "unconfirmed"); }, this.o.publishTimeoutMs);
-    }
-
-    settle(error, id, code) {
-        const r = this.inflight;
-        this.inflight = null;
-        if (r && r.type === "publish") {
-            this.cancel(r.timer);
-            if (error == null) r.resolve(id);
-            else r.reject(pubError(error, code || "refused"));
-        }
-        this.pump();
+    settle(ref, error, id, code) {
+        const r = this.pending.get(ref);
+        if (!r) return;
+        this.pending.delete(ref);
+        this.cancel(r.timer);
+        if (error == null) r.resolve(id);
+        else r.reject(pubError(error, code || "refused"));
     }
 
     failPending(why) {
-        const all = (this.inflight ? [this.inflight] : []).concat(this.queue);
-        this.inflight = null;
-        this.queue = [];
+        const all = [...this.pending.values()];
+        this.pending.clear();
         for (const r of all) {
-            if (r.type !== "publish") continue;
             this.cancel(r.timer);
             r.reject(pubError(why, "unconfirmed"));
         }

@@ -39,6 +39,9 @@
 #define LIMITS_FCGI_REQUEST_MS 3000
 /* Bytes of an HTTP Upgrade request head (400 beyond). */
 #define LIMITS_WS_HANDSHAKE_MAX 8192
+/* Bytes of UTF-8 in a string "ref" of a WebSocket publish (or "ping"), which
+ * the server echoes in its answer ({"error":...} beyond). */
+#define LIMITS_WS_REF_BYTES 64
 
 /* Bytes of a bearer token (JWT) from a header, query or cookie (401 beyond). */
 #define LIMITS_TOKEN_MAX 4096

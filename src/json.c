@@ -13,7 +13,7 @@
 #include "query.h"
 #include "utf8.h"
 
-enum { ENVELOPE, PUBLISH_FIELDS, GET, ARRAY_CHECK, EACH, STATEMENTS };
+enum { ENVELOPE, PUBLISH_FIELDS, GET, ARRAY_CHECK, EACH, REF, REPLY, STATEMENTS };
 
 struct json {
     sqlite3 *db;
@@ -49,6 +49,10 @@ struct json *json_open(char *err, size_t err_cap)
         ("SELECT json_valid(?1), json_type(?1, ?2),"
          " (SELECT count(*) FROM json_each(?1, ?2) WHERE type <> 'text')"),
         "SELECT value FROM json_each(?1, ?2) ORDER BY key",
+        "SELECT json_valid(?1), json_type(?1, ?2), json_extract(?1, ?2), ?1 -> ?2",
+        "SELECT CASE ?1 WHEN 0 THEN json_object('ok', json('true'), 'ref', ?2, 'id', ?3)"
+        " WHEN 1 THEN json_object('error', ?4, 'ref', ?2) WHEN 2 THEN json_object('pong', ?2)"
+        " ELSE json_object('position', ?3) END",
     };
     for (size_t i = 0; i < STATEMENTS; i++)
         if (sqlite3_prepare_v3(j->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i], NULL) !=
@@ -312,4 +316,89 @@ char *json_jwt_claims(struct json *j, int64_t iat, int64_t exp, const char *sub,
     free(sub_doc);
     free(pub_doc);
     return out;
+}
+
+const char *json_get_ref(struct json *j, const char *doc, size_t len, const char *path,
+                         struct json_ref *out)
+{
+    reset_all(j);
+    *out = (struct json_ref){.type = JSON_ABSENT};
+    sqlite3_stmt *stmt = j->stmt[REF];
+    /* json_type() raises "malformed JSON" as an SQL error: no ref. */
+    if (!step_document(stmt, doc, len, path))
+        return NULL;
+    enum json_type type = type_of(stmt, 1);
+    const char *reason = NULL;
+    if (type == JSON_ABSENT) {
+        /* nothing there */
+    } else if (type == JSON_INTEGER) {
+        /* JSON1 calls 2^63 an integer but extracts it as a real. */
+        if (sqlite3_column_type(stmt, 2) == SQLITE_INTEGER) {
+            out->type = JSON_INTEGER;
+            out->integer = sqlite3_column_int64(stmt, 2);
+        } else {
+            reason = "ref must be an integer of at most 64 bits or a string";
+        }
+    } else if (type == JSON_TEXT) {
+        const unsigned char *text = sqlite3_column_text(stmt, 2);
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 2);
+        if (n > sizeof out->text)
+            reason = "ref must be a string of at most 64 bytes";
+        else if (!utf8_is_valid(text, n) ||
+                 has_nul_escape((const char *)sqlite3_column_text(stmt, 3),
+                                (size_t)sqlite3_column_bytes(stmt, 3)))
+            reason = "ref must be valid UTF-8 without \\u0000";
+        else {
+            out->type = JSON_TEXT;
+            out->text_len = n;
+            memcpy(out->text, text, n);
+        }
+    } else {
+        reason = "ref must be a string or an integer";
+    }
+    reset_all(j);
+    return reason;
+}
+
+enum reply_kind { REPLY_OK = 0, REPLY_ERROR = 1, REPLY_PONG = 2, REPLY_POSITION = 3 };
+
+static struct payload *reply(struct json *j, enum reply_kind kind, const struct json_ref *ref,
+                             int64_t id, const char *error)
+{
+    reset_all(j);
+    sqlite3_stmt *stmt = j->stmt[REPLY];
+    struct payload *p = NULL;
+    sqlite3_bind_int(stmt, 1, kind);
+    if (ref->type == JSON_TEXT)
+        sqlite3_bind_text64(stmt, 2, ref->text, ref->text_len, SQLITE_STATIC, SQLITE_UTF8);
+    else
+        sqlite3_bind_int64(stmt, 2, ref->integer);
+    sqlite3_bind_int64(stmt, 3, id);
+    if (error != NULL)
+        sqlite3_bind_text(stmt, 4, error, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+        p = payload_new(n);
+        if (p != NULL)
+            memcpy(p->bytes, sqlite3_column_text(stmt, 0), n);
+    }
+    reset_all(j);
+    return p;
+}
+
+struct payload *json_publish_reply(struct json *j, const struct json_ref *ref, int64_t id,
+                                   const char *error)
+{
+    return reply(j, error == NULL ? REPLY_OK : REPLY_ERROR, ref, id, error);
+}
+
+struct payload *json_pong(struct json *j, const struct json_ref *ref)
+{
+    return reply(j, REPLY_PONG, ref, 0, NULL);
+}
+
+struct payload *json_position(struct json *j, int64_t id)
+{
+    static const struct json_ref none = {.type = JSON_ABSENT};
+    return reply(j, REPLY_POSITION, &none, id, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "input_limits.h"
 #include "store.h"
 
 struct json;
@@ -90,5 +91,38 @@ char *json_jwt_header(struct json *j, const char *kid);
 char *json_jwt_claims(struct json *j, int64_t iat, int64_t exp, const char *sub,
                       const char *const *subscribe, size_t subscribe_count,
                       const char *const *publish, size_t publish_count);
+
+/* A value a client chose to match the server's answer to its frame: the
+ * "ref" of a publish or the "ping" of a ping. Copied, so it stays valid
+ * after further calls on the struct json. */
+struct json_ref {
+    enum json_type type; /* JSON_ABSENT, JSON_INTEGER or JSON_TEXT */
+    int64_t integer;
+    size_t text_len;
+    char text[LIMITS_WS_REF_BYTES];
+};
+
+/* Reads the value at path (a JSON1 path such as "$.ref") in doc as a ref:
+ * absent, an integer that fits 64 bits signed, or a string of at most
+ * LIMITS_WS_REF_BYTES bytes of valid UTF-8 (without \u0000). Returns NULL
+ * and fills *out, or a static one-line reason (out is then JSON_ABSENT)
+ * for any other value. A doc that is not well-formed JSON, or not an
+ * object, has no ref: NULL with JSON_ABSENT (its parser refuses it). */
+const char *json_get_ref(struct json *j, const char *doc, size_t len, const char *path,
+                         struct json_ref *out);
+
+/* The answer to a publish that carried a ref (not JSON_ABSENT):
+ * {"ok":true,"ref":R,"id":N} when error is NULL, else
+ * {"error":"<error>","ref":R}. Returns a new payload (refs = 1) or NULL
+ * when out of memory. */
+struct payload *json_publish_reply(struct json *j, const struct json_ref *ref, int64_t id,
+                                   const char *error);
+
+/* The answer to a ping frame: {"pong":R}. A new payload or NULL. */
+struct payload *json_pong(struct json *j, const struct json_ref *ref);
+
+/* Where a WebSocket connection starts (position=1): {"position":N}. A new
+ * payload or NULL. */
+struct payload *json_position(struct json *j, int64_t id);
 
 #endif

@@ -112,7 +112,8 @@ enum query_err query_parse(const char *qs, size_t len, char *scratch, struct que
         bool is_channel = key_is(key, (size_t)key_len, "channel");
         bool is_last_id = key_is(key, (size_t)key_len, "lastEventId");
         bool is_token = key_is(key, (size_t)key_len, "token") && out->token == NULL;
-        if (is_channel || is_last_id || is_token) {
+        bool is_position = key_is(key, (size_t)key_len, "position");
+        if (is_channel || is_last_id || is_token || is_position) {
             char *val = scratch + used;
             long val_len = url_decode(qs + val_start, end - val_start, val);
             if (val_len < 0)
@@ -126,6 +127,10 @@ enum query_err query_parse(const char *qs, size_t len, char *scratch, struct que
                 out->token_len = (size_t)val_len;
                 used += (size_t)val_len;
                 err = QUERY_OK;
+            } else if (is_position) {
+                err = val_len == 1 && (val[0] == '0' || val[0] == '1') ? QUERY_OK
+                                                                       : QUERY_ERR_BAD_POSITION;
+                out->is_position_wanted = val_len == 1 && val[0] == '1';
             } else if (out->has_last_event_id) {
                 err = QUERY_ERR_DUPLICATE_EVENT_ID;
             } else {
@@ -166,6 +171,8 @@ const char *query_strerror(enum query_err err)
         return "last event id is not a decimal number between 0 and 9223372036854775807";
     case QUERY_ERR_DUPLICATE_EVENT_ID:
         return "lastEventId given more than once";
+    case QUERY_ERR_BAD_POSITION:
+        return "position must be 0 or 1";
     }
     return "unknown error";
 }

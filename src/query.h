@@ -1,5 +1,6 @@
 /* query: the request parameters both servers accept, as pure parsing.
- * `channel` (repeatable; none means "default") and `lastEventId`, from an
+ * `channel` (repeatable; none means "default"), `lastEventId` and
+ * `position` (0 or 1; WebSocket only, SSE accepts and ignores it), from an
  * application/x-www-form-urlencoded query string, plus the Last-Event-ID
  * header value and the channel-name rules shared with WebSocket publishes.
  * No allocation: decoded bytes go to caller scratch, outputs are slices. */
@@ -14,14 +15,15 @@
 
 enum query_err {
     QUERY_OK = 0,
-    QUERY_ERR_TOO_LONG,          /* query string over LIMITS_QUERY_MAX */
-    QUERY_ERR_BAD_ESCAPE,        /* '%' not followed by two hex digits */
-    QUERY_ERR_CHANNEL_EMPTY,     /* channel= with no name */
-    QUERY_ERR_CHANNEL_TOO_LONG,  /* over LIMITS_CHANNEL_NAME_MAX bytes */
-    QUERY_ERR_CHANNEL_BAD_BYTE,  /* control character or invalid UTF-8 */
-    QUERY_ERR_TOO_MANY_CHANNELS, /* over LIMITS_CHANNELS_PER_STREAM distinct names */
-    QUERY_ERR_BAD_EVENT_ID,      /* not 1-19 decimal digits, or over 2^63-1 */
-    QUERY_ERR_DUPLICATE_EVENT_ID /* lastEventId given twice */
+    QUERY_ERR_TOO_LONG,           /* query string over LIMITS_QUERY_MAX */
+    QUERY_ERR_BAD_ESCAPE,         /* '%' not followed by two hex digits */
+    QUERY_ERR_CHANNEL_EMPTY,      /* channel= with no name */
+    QUERY_ERR_CHANNEL_TOO_LONG,   /* over LIMITS_CHANNEL_NAME_MAX bytes */
+    QUERY_ERR_CHANNEL_BAD_BYTE,   /* control character or invalid UTF-8 */
+    QUERY_ERR_TOO_MANY_CHANNELS,  /* over LIMITS_CHANNELS_PER_STREAM distinct names */
+    QUERY_ERR_BAD_EVENT_ID,       /* not 1-19 decimal digits, or over 2^63-1 */
+    QUERY_ERR_DUPLICATE_EVENT_ID, /* lastEventId given twice */
+    QUERY_ERR_BAD_POSITION        /* position= other than 0 or 1 */
 };
 
 struct query_request {
@@ -32,6 +34,7 @@ struct query_request {
     int64_t last_event_id;
     const char *token; /* the first token= parameter, decoded; NULL when absent */
     size_t token_len;
+    bool is_position_wanted; /* position=1: WebSocket, say where the stream starts */
 };
 
 /* Parses qs[0..len) (without the '?'). Decoded names and the token are written to

@@ -284,6 +284,26 @@ static bool queue_headers(struct stream *s, const char *extra)
     return ok;
 }
 
+/* A stream without a resume id went live after the feed's cursor: say so
+ * with an id-only block, so that a client that reconnects before the first
+ * row sends Last-Event-ID and misses nothing committed meanwhile. A resumed
+ * stream needs none: the client has its id, and every row or
+ * litepush.reset that follows carries a newer one. */
+static bool queue_position(struct stream *s)
+{
+    char block[40];
+    size_t n = sse_encode_id(s->conn.feed.cursor, block, sizeof block);
+    struct payload *p = payload_new(n);
+    if (n == 0 || p == NULL) {
+        payload_unref(p);
+        return false;
+    }
+    memcpy(p->bytes, block, n);
+    bool ok = queue_payload(s, p);
+    payload_unref(p);
+    return ok;
+}
+
 void responder_adopt(struct responder *r, const struct responder_request *req)
 {
     /* Events are small and must go out at once: no Nagle delay (fails
@@ -317,6 +337,8 @@ void responder_adopt(struct responder *r, const struct responder_request *req)
                    on_feed_row))
         goto fail;
     if (req->expires_at_s != 0 && !conn_expire_at(&s->conn, req->expires_at_s))
+        goto fail;
+    if (!has_resume && !queue_position(s))
         goto fail;
     conn_mark_dirty(&s->conn);
     return;

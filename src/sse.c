@@ -137,3 +137,13 @@ size_t sse_encode_retry(unsigned retry_ms, char *out, size_t cap)
     memcpy(out, tmp, (size_t)n);
     return (size_t)n;
 }
+
+size_t sse_encode_id(int64_t id, char *out, size_t cap)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "id: %lld\n\n", (long long)id);
+    if (n <= 0 || (size_t)n > cap)
+        return 0;
+    memcpy(out, tmp, (size_t)n);
+    return (size_t)n;
+}

@@ -31,6 +31,13 @@ size_t sse_encode_event(const struct sse_event *ev, char *out);
 /* Writes "retry: MS\n\n" into out[cap]. Returns the length, or 0 if cap is too small. */
 size_t sse_encode_retry(unsigned retry_ms, char *out, size_t cap);
 
+/* Writes "id: N\n\n", a block with an id and no data, into out[cap]: the
+ * client dispatches no event (WHATWG SSE: an empty data buffer is not
+ * dispatched) but takes N as its last event id, which it sends back as
+ * Last-Event-ID when it reconnects. Returns the length, or 0 if cap is too
+ * small. */
+size_t sse_encode_id(int64_t id, char *out, size_t cap);
+
 /* The comment sent on an idle stream so that proxies keep it open. */
 #define SSE_HEARTBEAT ": keepalive\n\n"
 #define SSE_HEARTBEAT_LEN (sizeof SSE_HEARTBEAT - 1)

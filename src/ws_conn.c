@@ -97,6 +97,7 @@ struct ws_conn {
     struct deflate_buf pending;
     bool is_pending;
     bool is_pending_text;
+    struct json_ref pending_ref; /* its ref (a copy), JSON_ABSENT for none */
     uint64_t pending_since_ms;
     unsigned pending_delay_ms;
     /* handshake */
@@ -111,6 +112,11 @@ struct ws_conn {
     uint8_t control[LIMITS_WS_CONTROL_PAYLOAD];
     uint8_t control_len;
     struct pattern_list *publish; /* the token's publish patterns, or NULL */
+    /* The ref of the publish being answered, or NULL: set and cleared by
+     * on_message() while it handles the frame, and by on_publish_retry()
+     * (pointing at pending_ref) while it finishes a deferred publish, so
+     * every answer to the publish carries its ref. */
+    const struct json_ref *ref;
 };
 
 static struct ws_conn *ws_conn_of(struct conn *conn)
@@ -162,6 +168,17 @@ static void queue_frame_copy(struct ws_conn *c, enum ws_frame_opcode op, const v
     }
     memcpy(p->bytes, data, len);
     queue_frame_payload(c, op, false, p);
+    payload_unref(p);
+}
+
+/* Queues a frame built by json.c; NULL (out of memory) ends the connection. */
+static void queue_reply(struct ws_conn *c, struct payload *p)
+{
+    if (p == NULL) {
+        mark_closing(c);
+        return;
+    }
+    queue_frame_payload(c, WS_FRAME_OP_TEXT, false, p);
     payload_unref(p);
 }
 
@@ -409,9 +426,16 @@ static void accept_handshake(struct ws_conn *c, const struct ws_handshake_req *r
     c->since_ms = loop_now_ms(c->env->set.loop);
     metrics_add(c->env->set.metrics, METRIC_ACCEPTED, 1);
     metrics_add(c->env->set.metrics, METRIC_OPEN, 1);
+    /* position=1: the first frame says where the rows start. With a resume
+     * id that is the id (a litepush.reset after it corrects it); without,
+     * the feed's live cursor, known once it is open. */
+    if (q.is_position_wanted && q.has_last_event_id)
+        queue_reply(c, json_position(c->env->json, q.last_event_id));
     bool ok =
         feed_open(&c->conn.feed, &c->env->set.source, &q, q.has_last_event_id, q.last_event_id,
                   c->is_deflate ? WS_FORMAT_DEFLATE : WS_FORMAT_TEXT, on_feed_row);
+    if (ok && q.is_position_wanted && !q.has_last_event_id)
+        queue_reply(c, json_position(c->env->json, c->conn.feed.cursor));
     free(scratch);
     if (!ok) {
         start_close(c, 1011, "cannot open the feed");
@@ -520,10 +544,14 @@ static long take_handshake(struct ws_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- messages from the client ------------------------------------------ */
 
-/* Answers a publish that was not stored (counted as a publish error). */
-static void reply_error(struct ws_conn *c, const char *reason)
+/* Answers a frame with {"error":"<reason>"}, or {"error":...,"ref":R}
+ * while a publish with a ref is being answered. Not counted. */
+static void send_error(struct ws_conn *c, const char *reason)
 {
-    metrics_add(c->env->set.metrics, METRIC_PUBLISH_ERRORS, 1);
+    if (c->ref != NULL) {
+        queue_reply(c, json_publish_reply(c->env->json, c->ref, 0, reason));
+        return;
+    }
     char body[256];
     /* Our reasons are fixed English sentences; a quote or backslash in one
      * would still not break the JSON, it becomes an apostrophe. */
@@ -536,12 +564,20 @@ static void reply_error(struct ws_conn *c, const char *reason)
     queue_frame_copy(c, WS_FRAME_OP_TEXT, body, (size_t)n);
 }
 
-/* One INSERT for a client message; *reason is set for STORE_ERR_INPUT. */
+/* Answers a publish that was not stored (counted as a publish error). */
+static void reply_error(struct ws_conn *c, const char *reason)
+{
+    metrics_add(c->env->set.metrics, METRIC_PUBLISH_ERRORS, 1);
+    send_error(c, reason);
+}
+
+/* One INSERT for a client message; *reason is set for STORE_ERR_INPUT, *id
+ * for STORE_OK. */
 static enum store_err insert_message(struct ws_conn *c, const uint8_t *data, size_t len,
-                                     bool is_text, const char **reason)
+                                     bool is_text, const char **reason, int64_t *id)
 {
     struct ws_conn_env *env = c->env;
-    int64_t id;
+    *id = 0;
     *reason = NULL;
     const struct access_policy *policy = env->cfg->access;
     static const char NO_RIGHTS[] = "the token does not allow publishing to this channel";
@@ -556,7 +592,7 @@ static enum store_err insert_message(struct ws_conn *c, const uint8_t *data, siz
         if (*reason != NULL)
             return STORE_ERR_INPUT;
         return store_insert(env->set.source.store, pub.channel, pub.channel_len, pub.event,
-                            pub.event_len, pub.data, pub.data_len, false, &id);
+                            pub.event_len, pub.data, pub.data_len, false, id);
     }
     if (policy != NULL && !access_may_publish(policy, c->publish, c->conn.feed.channels[0],
                                               c->conn.feed.channel_lens[0])) {
@@ -566,10 +602,12 @@ static enum store_err insert_message(struct ws_conn *c, const uint8_t *data, siz
     /* An open connection's feed has at least one channel. */
     return store_insert(env->set.source.store, c->conn.feed.channels[0],
                         c->conn.feed.channel_lens[0], NULL, 0, data ? (const void *)data : "", len,
-                        true, &id);
+                        true, id);
 }
 
-static void publish_done(struct ws_conn *c, enum store_err err, const char *reason)
+/* Answers a publish that was tried: an error, or the ack with its id when
+ * it carried a ref (c->ref) and the echo of the row. */
+static void publish_done(struct ws_conn *c, enum store_err err, const char *reason, int64_t id)
 {
     struct ws_conn_env *env = c->env;
     if (err == STORE_ERR_INPUT) {
@@ -584,6 +622,9 @@ static void publish_done(struct ws_conn *c, enum store_err err, const char *reas
         return;
     }
     metrics_add(env->set.metrics, METRIC_PUBLISHED, 1);
+    /* The ack goes before the row's echo, which the watcher queues. */
+    if (c->ref != NULL)
+        queue_reply(c, json_publish_reply(env->json, c->ref, id, NULL));
     /* Our own commit does not change data_version for our connection (and
      * PostgreSQL's NOTIFY would only come later): publish it now, to the
      * sender and everyone else. On PostgreSQL the INSERT is one round trip
@@ -596,6 +637,7 @@ static void drop_pending(struct ws_conn *c)
     loop_timer_cancel(c->env->set.loop, &c->publish_timer);
     deflate_buf_free(&c->pending);
     c->is_pending = false;
+    c->pending_ref = (struct json_ref){.type = JSON_ABSENT};
 }
 
 static void on_publish_retry(struct loop_timer *t)
@@ -606,9 +648,10 @@ static void on_publish_retry(struct loop_timer *t)
         return;
     }
     const char *reason;
+    int64_t id;
     uint64_t t0 = loop_clock_ms();
     enum store_err err =
-        insert_message(c, c->pending.data, c->pending.len, c->is_pending_text, &reason);
+        insert_message(c, c->pending.data, c->pending.len, c->is_pending_text, &reason, &id);
     struct loop *loop = c->env->set.loop;
     if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS &&
         loop_clock_ms() - c->pending_since_ms < PUBLISH_WAIT_MS) {
@@ -617,7 +660,10 @@ static void on_publish_retry(struct loop_timer *t)
         loop_timer_arm(loop, &c->publish_timer, c->pending_delay_ms);
         return;
     }
-    publish_done(c, err, reason);
+    /* on_message() has long returned: answer with the ref kept. */
+    c->ref = c->pending_ref.type != JSON_ABSENT ? &c->pending_ref : NULL;
+    publish_done(c, err, reason, id);
+    c->ref = NULL;
     drop_pending(c);
 }
 
@@ -632,21 +678,65 @@ static void publish(struct ws_conn *c, bool is_text)
         return;
     }
     const char *reason;
+    int64_t id;
     uint64_t t0 = loop_clock_ms();
-    enum store_err err = insert_message(c, c->msg.data, c->msg.len, is_text, &reason);
+    enum store_err err = insert_message(c, c->msg.data, c->msg.len, is_text, &reason, &id);
     if (err == STORE_ERR_BUSY && loop_clock_ms() - t0 < PUBLISH_WAITED_MS) {
         /* Take the message over; end_message then finds an empty buffer. */
         c->pending = c->msg;
         c->msg = (struct deflate_buf){0};
         c->is_pending = true;
         c->is_pending_text = is_text;
+        /* c->ref is on on_message()'s stack: keep a copy for the answer. */
+        c->pending_ref = c->ref != NULL ? *c->ref : (struct json_ref){.type = JSON_ABSENT};
         c->pending_since_ms = t0;
         c->pending_delay_ms = PUBLISH_RETRY_MIN_MS;
         c->publish_timer.on_due = on_publish_retry;
         loop_timer_arm(c->env->set.loop, &c->publish_timer, c->pending_delay_ms);
         return;
     }
-    publish_done(c, err, reason);
+    publish_done(c, err, reason, id);
+}
+
+/* An object with "ping" and without "data" is an application-level ping
+ * (the page cannot see WebSocket pings): {"ping":R} is answered {"pong":R},
+ * with or without --allow-publish. Returns false for any other message. */
+static bool take_ping(struct ws_conn *c)
+{
+    struct json *j = c->env->json;
+    const char *doc = (const char *)c->msg.data;
+    struct json_value v;
+    if (!json_get(j, doc, c->msg.len, "$.ping", &v) || v.type == JSON_ABSENT ||
+        !json_get(j, doc, c->msg.len, "$.data", &v) || v.type != JSON_ABSENT)
+        return false;
+    struct json_ref ping;
+    if (json_get_ref(j, doc, c->msg.len, "$.ping", &ping) != NULL || ping.type == JSON_ABSENT)
+        send_error(c, "ping must be an integer or a string of at most 64 bytes");
+    else
+        queue_reply(c, json_pong(j, &ping));
+    return true;
+}
+
+/* A publish with a "ref" is answered, in the order the frames came:
+ * {"ok":true,"ref":R,"id":N} or {"error":"...","ref":R}. The ack is queued
+ * before the row's echo (which the watcher publishes after the commit). */
+static void on_message(struct ws_conn *c, bool is_text)
+{
+    struct json_ref ref;
+    if (is_text && take_ping(c))
+        return;
+    if (is_text) {
+        const char *bad =
+            json_get_ref(c->env->json, (const char *)c->msg.data, c->msg.len, "$.ref", &ref);
+        if (bad != NULL) {
+            reply_error(c, bad);
+            return;
+        }
+        if (ref.type != JSON_ABSENT)
+            c->ref = &ref;
+    }
+    publish(c, is_text);
+    c->ref = NULL;
 }
 
 static void end_message(struct ws_conn *c)
@@ -753,7 +843,7 @@ static void on_chunk(struct ws_conn *c, const struct ws_frame_chunk *ch)
     if (!append_message(c, ch))
         return;
     if (ch->is_message_end) {
-        publish(c, ch->message_opcode == WS_FRAME_OP_TEXT);
+        on_message(c, ch->message_opcode == WS_FRAME_OP_TEXT);
         end_message(c);
     }
 }

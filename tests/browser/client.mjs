@@ -446,20 +446,25 @@ for (const server of ["lighttpd", "apache"]) {
         await expectExactly("a", ids);
     });
 
-    await runCase(`${S} 7 publish: resolves with each new id, rejects with the server's reason`, async () => {
+    await runCase(`${S} 7 publish: pipelined, resolves with each new id (ref acks), rejects with the server's reason`, async () => {
         const c = chan("pub");
         await openSub("a", { ...base, transport: "ws", channels: [c, c + ".b"] });
         await waitOpen("a", "ws");
+        // Identical publishes too: an ack names its publish by ref, not by content.
+        const chOf = (i) => i === 3 ? c + ".b" : i === 5 ? c + ".unread" : c;
+        const dataOf = (i) => i >= 6 ? "same" : "p" + i;
         const res = await page.evaluate(([c]) => Promise.all(
-            [0, 1, 2, 3, 4].map((i) => T.publish("a", i === 3 ? c + ".b" : c, i % 2 ? "ev" : null, "p" + i))), [c]);
-        for (let i = 0; i < 5; i++) {
+            [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => T.publish("a", i === 3 ? c + ".b" : i === 5 ? c + ".unread" : c,
+                                                              i % 2 ? "ev" : null, i >= 6 ? "same" : "p" + i))), [c]);
+        for (let i = 0; i < 9; i++) {
             if (!res[i].id) throw new Error(`publish ${i}: ${JSON.stringify(res[i])}`);
             const row = sql(`SELECT channel||'|'||ifnull(event,'-')||'|'||data FROM messages WHERE id=${res[i].id}`);
-            const want = `${i === 3 ? c + ".b" : c}|${i % 2 ? "ev" : "-"}|p${i}`;
+            const want = `${chOf(i)}|${i % 2 ? "ev" : "-"}|${dataOf(i)}`;
             if (row !== want) throw new Error(`publish ${i} resolved #${res[i].id}, which holds ${row}, not ${want}`);
+            if (i && res[i].id <= res[i - 1].id) throw new Error(`ids out of order: ${JSON.stringify(res)}`);
         }
-        const no = await publish("a", "elsewhere", null, "x");
-        if (no.code !== "not-subscribed") throw new Error(`unsubscribed channel: ${JSON.stringify(no)}`);
+        const bad = await publish("a", "", null, "x");
+        if (bad.code !== "refused" || !/channel/.test(bad.error)) throw new Error(`empty channel: ${JSON.stringify(bad)}`);
         await openSub("ro", { ...base, transport: "ws", channels: [c], wsUrl: "/ro/ws" });
         await waitOpen("ro", "ws");
         const ro = await publish("ro", c, null, "x");
@@ -470,6 +475,41 @@ for (const server of ["lighttpd", "apache"]) {
         if (ss.code !== "not-connected") throw new Error(`over SSE: ${JSON.stringify(ss)}`);
         const r = await rec("a");
         if (r.errors.length) throw new Error(`stray errors: ${JSON.stringify(r.errors)}`);
+    });
+
+    for (const [tr, proc] of [["sse", "litepush"], ["ws", "litepush-ws"]]) {
+        await runCase(`${S} 10-${tr} no lastEventId: the server's position, so a reconnect before the first row loses nothing`, async () => {
+            const c = chan("pos");
+            const last = Number(sql("SELECT max(id) FROM messages"));
+            await openSub("a", { ...base, transport: tr, channels: [c] });
+            await waitOpen("a", tr);
+            const r = await until(async () => { const r = await rec("a"); return r.lastEventId != null && r; },
+                                  3000, "a last id from the server");
+            if (r.lastEventId < last) throw new Error(`position ${r.lastEventId} is below the last id ${last}`);
+            await kill9(proc);
+            await until(async () => (await rec("a")).state !== "open", 5000, "the client to notice");
+            const ids = [insert(c, "while down 1"), insert(c, "while down 2")];
+            await restart(proc);
+            await waitOpen("a", tr, 8000);
+            ids.push(insert(c, "after"));
+            await expectExactly("a", ids);
+        });
+    }
+
+    if (server === "lighttpd") await runCase(`${S} 11 the browser's own EventSource takes the id-only block: its reconnect loses nothing`, async () => {
+        const c = chan("native");
+        await page.evaluate((c) => T.native("n", "/events?channel=" + encodeURIComponent(c)), c);
+        await until(async () => (await page.evaluate(() => T.nativeRec("n"))).opens === 1, 5000, "EventSource open");
+        await sleep(300);                           // the id-only block has arrived
+        await kill9("litepush");
+        const ids = [insert(c, "while down 1"), insert(c, "while down 2")];
+        await restart("litepush");
+        ids.push(insert(c, "after"));
+        const r = await until(async () => { const r = await page.evaluate(() => T.nativeRec("n"));
+                                            return r.ids.length >= 3 && r; }, 12000, "3 rows after the reconnect")
+            .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await page.evaluate(() => T.nativeRec("n")))}`); });
+        if (JSON.stringify(r.ids) !== JSON.stringify(ids) || r.opens < 2)
+            throw new Error(`EventSource got ${JSON.stringify(r)}, expected ids ${ids}`);
     });
 
     for (const tr of ["sse", "ws"]) {

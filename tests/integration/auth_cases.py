@@ -440,6 +440,9 @@ def auth_publish(t):
                          ({"channel": c, "event": "litepush.expired", "data": "x"}, "reserved")):
             got = send(obj)
             check(set(got) == {"error"}, f"{why}: expected an error, got {got}")
+            got = send(dict(obj, ref=why))
+            check(list(got) == ["error", "ref"] and got["ref"] == why,
+                  f"{why}, with a ref: expected {{\"error\":...,\"ref\":{why!r}}}, got {got}")
         check(ENV.db.ids(other) == [] and len(ENV.db.ids(c)) == 1 and ENV.db.ids("pub.p") == [],
               "refused publishes must insert nothing")
     finally:
@@ -450,6 +453,9 @@ def auth_publish(t):
         r.send_frame(OP_TEXT, json.dumps({"channel": c, "data": "no rights"}))
         got = json.loads(r.recv_data())
         check(set(got) == {"error"} and "publish" in got["error"], f"no publish rights: {got}")
+        r.send_frame(OP_TEXT, json.dumps({"channel": c, "data": "no rights", "ref": 5}))
+        got = json.loads(r.recv_data())
+        check(list(got) == ["error", "ref"] and got["ref"] == 5, f"no publish rights, with a ref: {got}")
     finally:
         r.close()
 
@@ -463,6 +469,11 @@ def auth_reserved_without_keys(_):
         r.send_frame(OP_TEXT, json.dumps({"channel": c, "event": "litepush.reset", "data": "x"}))
         got = json.loads(r.recv_data())
         check(set(got) == {"error"} and "reserved" in got["error"], f"reserved event: {got}")
+        r.send_frame(OP_TEXT, json.dumps({"channel": c, "event": "litepush.reset", "data": "x",
+                                          "ref": "r"}))
+        got = json.loads(r.recv_data())
+        check(list(got) == ["error", "ref"] and got["ref"] == "r" and "reserved" in got["error"],
+              f"reserved event, with a ref: {got}")
         r.send_frame(OP_TEXT, json.dumps({"channel": c, "event": "litepushx", "data": "y"}))
         got = json.loads(r.recv_data())
         check(got.get("event") == "litepushx", f"an ordinary event name: {got}")

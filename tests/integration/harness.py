@@ -408,6 +408,8 @@ class Stream:
         self.events = []         # blocks with id/event/data: dicts
         self.comments = []       # (time, line)
         self.retries = []
+        self.positions = []      # ids of id-only blocks (no data: not events)
+        self.blocks = []         # every block without data, as its fields
 
     # -- feeding
     def fileno(self):
@@ -499,7 +501,13 @@ class Stream:
         self.lines.append((now, line))
         if line == "":
             fl = [(k, v) for k, v in self.fields if k != "retry"]
-            if any(k in ("id", "event", "data") for k, _ in fl):
+            if fl and not any(k == "data" for k, _ in fl):
+                # WHATWG: no data, no event; an id still moves the client's
+                # last event id (the position a live stream starts after).
+                self.blocks.append(fl)
+                if any(k == "id" for k, _ in fl):
+                    self.positions.append([v for k, v in fl if k == "id"][-1])
+            elif any(k in ("id", "event", "data") for k, _ in fl):
                 ev = {"fields": fl, "t": now, "id": None, "event": None, "datas": []}
                 for k, v in fl:
                     if k == "data":

@@ -207,7 +207,7 @@ def metrics_sse_direct(_):
 def metrics_ws(t):
     """litepush-ws: a connection moves open and accepted by 1; a publish
     moves published (and deliveries, bytes, rows read), an invalid one
-    publish errors; a bad lastEventId is refused bad_request; a resume
+    publish errors (a bad ping does not); a bad lastEventId is refused bad_request; a resume
     counts a replay and an id ahead of the log a reset."""
     def scrape():
         return scrape_http(t.port, t.path + "/metrics", True)
@@ -224,6 +224,9 @@ def metrics_ws(t):
         clients[0].publish({"channel": "", "data": "x"})
         got = clients[0].wait_messages(2)[1]
         check(isinstance(got, dict) and "error" in got, f"invalid publish: got {short(got)}")
+        clients[0].publish({"ping": None})    # an error, but not a publish error
+        got = clients[0].wait_messages(3)[2]
+        check(isinstance(got, dict) and "ping" in got.get("error", ""), f"bad ping: got {short(got)}")
         m2 = wait_metrics(scrape, lambda m: d(m, m1, PUBLISHED) == 1 and
                           d(m, m1, PUBLISH_ERRORS) == 1 and d(m, m1, DELIVERIES) >= 1 and
                           d(m, m1, BYTES) > 0 and d(m, m1, ROWS) >= 1 and m[LAST_ID] >= rid,

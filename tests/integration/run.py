@@ -400,6 +400,66 @@ def live_only(t):
         s2.close()
 
 
+def _max_id():
+    return int(ENV.db.run("SELECT coalesce(max(id), 0) FROM messages;").strip())
+
+
+def position_live(t):
+    """A stream without a resume id says where it starts: right after
+    retry:, an id-only block `id: N` (N the log's last id), which is no
+    event; a resumed stream gets none."""
+    ch = t.ch("pos")
+    ENV.db.insert(ch, "before")
+    before = _max_id()
+    s = t.stream(f"channel={ch}").open()
+    try:
+        s.wait(lambda: s.positions, 5, "the id-only block")
+        after = _max_id()
+        n = int(s.positions[0])
+        check(before <= n <= after, f"position {n}: expected the last id ({before}..{after})")
+        check(s.blocks[0] == [("id", str(n))], f"the block must be only an id: {s.blocks[0]}")
+        lines = [ln for _, ln in s.lines]
+        check(lines[:4] == [f"retry: {RETRY_MS}", "", f"id: {n}", ""],
+              f"expected retry:, then the id block: {lines[:6]}")
+        check(not s.events, f"the position is not an event: {short(s.events)}")
+        rid = ENV.db.insert(ch, "after")
+        expect_ids(s.wait_events(1), [rid], "the first row after the position")
+    finally:
+        s.close()
+    r = t.stream(f"channel={ch}", headers={"Last-Event-ID": str(rid)}).open()
+    try:
+        r.quiet(0.4)
+        check(not r.positions and not r.events, f"a resume with nothing after it: nothing, got "
+                                                 f"{r.blocks} {short(r.events)}")
+    finally:
+        r.close()
+    return f"id: {n}"
+
+
+def position_reconnect(t):
+    """A client that reconnects with the position as Last-Event-ID, before
+    any row came, gets every row committed while it was away. (Browser-style:
+    a raw client, as WHATWG says. The npm eventsource package does not take
+    the id of a block without data, so the EventSource check is in
+    tests/browser, in Chromium.)"""
+    ch = t.ch("posr")
+    s = t.stream(f"channel={ch}").open()
+    try:
+        s.wait(lambda: s.positions, 5, "the id-only block")
+        n = s.positions[0]
+    finally:
+        s.close()
+    ids = ENV.db.insert_rows([(ch, "while away 1", None), (t.ch("other"), "x", None),
+                              (ch, "while away 2", "e")])
+    r = t.stream(f"channel={ch}", headers={"Last-Event-ID": n}).open()
+    try:
+        expect_ids(r.wait_events(2), [ids[0], ids[2]], "rows committed while away")
+        r.quiet(0.3)
+        check(len(r.events) == 2 and not r.positions, f"extra: {short(r.events[2:])} {r.blocks}")
+    finally:
+        r.close()
+
+
 def _resume(t, how):
     c, c2 = t.ch("rc"), t.ch("rc2")
     ids = ENV.db.insert_rows([(c, "r1", None), (c2, "r2", None), (c, "r3", "x"),
@@ -518,7 +578,8 @@ def bad_input(t):
               ("channel=", None, "empty channel"),
               (f"channel={ch}&channel=", None, "second channel empty"),
               ("channel=" + "c" * 129, None, "129-byte channel"),
-              ("&".join(f"channel={ch}{i}" for i in range(17)), None, "17 channels")]
+              ("&".join(f"channel={ch}{i}" for i in range(17)), None, "17 channels"),
+              (f"channel={ch}&position=2", None, "position=2")]
     problems = []
     for q, hdr, why in cases:
         st, hd, body = http_once(t.port, t.url(q), headers=hdr)
@@ -537,7 +598,8 @@ def bad_input(t):
     # Both sides of every limit: these are accepted.
     for q, why in ((f"channel={'c' * 128}", "128-byte channel"),
                    ("&".join(f"channel={ch}{i}" for i in range(16)), "16 channels"),
-                   (f"channel={ch}&lastEventId=0", "lastEventId=0")):
+                   (f"channel={ch}&lastEventId=0", "lastEventId=0"),
+                   (f"channel={ch}&position=1", "position=1 (WebSocket only: ignored)")):
         s = t.stream(q)
         try:
             s.open()
@@ -1024,6 +1086,8 @@ CASES = [
     ("framing", framing, 10, "all"),
     ("routing", routing, 10, "all"),
     ("live_only", live_only, 10, "all"),
+    ("position_live", position_live, 10, "all"),
+    ("position_reconnect", position_reconnect, 10, "all"),
     ("resume_header", resume_header, 10, "main"),
     ("resume_param", resume_param, 10, "all"),
     ("resume_header_wins", resume_header_wins, 10, "main"),

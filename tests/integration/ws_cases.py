@@ -256,6 +256,189 @@ def ws_publish_binary(t):
         n.quit()
 
 
+def _is_reply(d):
+    return isinstance(d, dict) and ("error" in d or d.get("ok") is True)
+
+
+def ws_publish_ref(t):
+    """Publishes with a "ref", pipelined: each is answered in frame order,
+    {"ok":true,"ref":R,"id":N} (N the stored id, before the row's echo) or
+    {"error":...,"ref":R} for each refusal; a publish without ref gets no
+    answer; a ref that is not an integer or a string of <= 64 bytes is
+    refused without a ref and nothing is stored."""
+    c = t.ch("ref")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        before = ENV.db.max_issued()
+        refused = [(why, dict(json.loads(mk(c)), ref=f"bad {i}"))
+                   for i, (why, mk) in enumerate(INVALID_PUBLISHES) if mk(c).startswith("{")]
+        sent = [{"channel": c, "data": "one", "ref": 1},
+                {"channel": c, "data": "no ref"},
+                {"channel": c, "event": "e", "data": "two", "ref": "s\u00e9 \"q\""},
+                *[frame for _, frame in refused],
+                {"channel": c, "data": "three", "ref": -9223372036854775808},
+                {"channel": c, "data": "four", "ref": "x" * 64},
+                {"channel": c, "data": "five", "ref": 9223372036854775807}]
+        for f in sent:
+            n.publish(f)
+        want_rows = ["one", "no ref", "two", "three", "four", "five"]
+        want_replies = 5 + len(refused)
+        n.wait(lambda: sum(1 for d in n.datas() if _is_reply(d)) >= want_replies and
+               sum(1 for d in n.datas() if isinstance(d, dict) and "channel" in d) >= len(want_rows),
+               8, f"{want_replies} answers and {len(want_rows)} rows")
+        time.sleep(0.3)                     # anything extra (an answer to the ref-less publish)
+        ids = ENV.db.ids(c)
+        check(len(ids) == len(want_rows), f"expected {len(want_rows)} rows stored, found {ids}")
+        by_data = dict(zip(want_rows, ids))
+        d = [json.loads(m["text"]) for m in n.messages()]   # exact integers (not JS numbers)
+        replies = [x for x in d if _is_reply(x)]
+        rows = [x for x in d if isinstance(x, dict) and "channel" in x]
+        check(len(replies) == want_replies and len(rows) == len(want_rows),
+              f"expected {want_replies} answers and {len(want_rows)} rows, got {short(d, 900)}")
+        want = [{"ok": True, "ref": 1, "id": by_data["one"]},
+                {"ok": True, "ref": "s\u00e9 \"q\"", "id": by_data["two"]},
+                *[{"error": "*", "ref": f["ref"]} for _, f in refused],
+                {"ok": True, "ref": -9223372036854775808, "id": by_data["three"]},
+                {"ok": True, "ref": "x" * 64, "id": by_data["four"]},
+                {"ok": True, "ref": 9223372036854775807, "id": by_data["five"]}]
+        for i, (g, w) in enumerate(zip(replies, want)):
+            if w.get("error") == "*":
+                ok = list(g) == ["error", "ref"] and g["ref"] == w["ref"] and g["error"]
+            else:
+                ok = g == w and list(g) == ["ok", "ref", "id"]
+            check(ok, f"answer {i}: expected {w}, got {g}")
+        expect_rows(rows, [row(by_data[x], c, x, "e" if x == "two" else None) for x in want_rows], "echoes")
+        for g in replies:                  # the ack comes before the echo of its row
+            if g.get("ok"):
+                ack_at = next(i for i, x in enumerate(d) if x == g)
+                echo_at = next(i for i, x in enumerate(d) if isinstance(x, dict) and x.get("id") == g["id"]
+                               and "channel" in x)
+                check(ack_at < echo_at, f"ack {g} came after the echo of its row: {short(d, 900)}")
+        n.check_open()
+        reasons = sorted({g["error"] for g in replies if "error" in g})
+        return f"{len(replies)} answers in order; refusals: " + " | ".join(reasons)
+    finally:
+        n.quit()
+
+
+BAD_REFS = [None, True, 1.5, [1], {"a": 1}, "x" * 65, "\u00e9" * 33, 2 ** 63, -2 ** 63 - 1]
+
+
+def ws_publish_bad_ref(t):
+    """A ref of another type, too long, or an integer beyond 64 bits: an
+    {"error":...} without a ref, nothing stored, the connection stays open."""
+    c = t.ch("badref")
+    n = NodeWS(t.url(f"channel={c}"))
+    try:
+        n.open()
+        for r in BAD_REFS:
+            n.publish({"channel": c, "data": "never stored", "ref": r})
+        n.publish('{"channel":%s,"data":"x","ref":1e3}' % json.dumps(c))
+        got = n.wait_messages(len(BAD_REFS) + 1)
+        bad = [f"ref {r!r}: {g}" for r, g in zip(BAD_REFS + ["1e3"], got)
+               if not (isinstance(g, dict) and list(g) == ["error"] and "ref" in g["error"])]
+        check(not bad, "expected {\"error\":\"...ref...\"} for each bad ref; " + "; ".join(bad))
+        check(ENV.db.ids(c) == [], f"a publish with a bad ref was stored: {ENV.db.ids(c)}")
+        n.publish({"channel": c, "data": "fine", "ref": "ok"})
+        ack = n.wait_messages(len(BAD_REFS) + 2)[-1]
+        check(ack == {"ok": True, "ref": "ok", "id": (ENV.db.ids(c) or [None])[0]}, f"then an ack: {ack}")
+        n.check_open()
+        return " | ".join(sorted({g["error"] for g in got}))
+    finally:
+        n.quit()
+
+
+def ws_publish_ref_disabled(t):
+    """Without --allow-publish the refusal carries the ref too."""
+    c = t.ch("refro")
+    n = NodeWS(t.url(f"channel={c}", ro=True))
+    try:
+        n.open()
+        n.publish({"channel": c, "data": "no", "ref": 7})
+        got = n.wait_messages(1)[0]
+        check(isinstance(got, dict) and list(got) == ["error", "ref"] and got["ref"] == 7,
+              f"expected {{\"error\":...,\"ref\":7}}, got {got!r}")
+        check(ENV.db.ids(c) == [], f"the publish was stored: {ENV.db.ids(c)}")
+        return f"{got}"
+    finally:
+        n.quit()
+
+
+def ws_app_ping(t):
+    """{"ping":R} is answered {"pong":R} (R exact, also without
+    --allow-publish); a bad R gets an error; an object with data is still
+    a publish; nothing is stored by a ping."""
+    c = t.ch("aping")
+    n, ro = NodeWS(t.url(f"channel={c}")), NodeWS(t.url(f"channel={c}.ro", ro=True))
+    try:
+        n.open()
+        ro.open()
+        pings = [1, "probe \u00e9", -9223372036854775808, "x" * 64]
+        for r in pings:
+            n.publish({"ping": r})
+        n.publish({"ping": None})
+        n.publish({"ping": 2, "channel": c, "data": "a publish, not a ping", "ref": 3})
+        ro.publish({"ping": 7})
+        got = [json.loads(m["text"]) for m in n.wait(
+            lambda: len(n.messages()) >= len(pings) + 3 and n.messages(), 5, "the answers")]
+        want = [{"pong": r} for r in pings]
+        check(got[:len(pings)] == want, f"pongs: expected {want}, got {short(got, 700)}")
+        check(list(got[len(pings)]) == ["error"] and "ping" in got[len(pings)]["error"],
+              f"a bad ping: {got[len(pings)]}")
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1 and got[len(pings) + 1] == {"ok": True, "ref": 3, "id": ids[0]},
+              f"an object with data is a publish: {got[len(pings) + 1:]}, rows {ids}")
+        check(ro.wait_messages(1)[0] == {"pong": 7}, f"read-only helper: {ro.datas()}")
+        return f"{len(pings)} pongs"
+    finally:
+        n.quit()
+        ro.quit()
+
+
+def ws_position(t):
+    """?position=1: the first frame is {"position":N}: without lastEventId N
+    is the log's last id as the connection went live, and reconnecting with
+    lastEventId=N loses nothing committed meanwhile; with lastEventId it is
+    that id; without position=1 no such frame; position=2 is refused (400)."""
+    c = t.ch("wpos")
+    ENV.db.insert(c, "before")
+    before = int(ENV.db.run("SELECT max(id) FROM messages;").strip())
+    n = NodeWS(t.url(f"channel={c}&position=1"))
+    try:
+        n.open()
+        first = json.loads(n.wait(lambda: n.messages(), 5, "the position frame")[0]["text"])
+        check(list(first) == ["position"] and isinstance(first["position"], int),
+              f"first frame {first}")
+        pos = first["position"]
+        check(pos >= before, f"position {pos} below the last id {before} at open")
+    finally:
+        n.quit()
+    ids = ENV.db.insert_rows([(c, "away 1", None), (c, "away 2", None)])
+    r = NodeWS(t.url(f"channel={c}&lastEventId={pos}&position=1"))
+    try:
+        r.open()
+        got = r.wait_messages(3)
+        expect_rows(got, [{"position": pos}, row(ids[0], c, "away 1"), row(ids[1], c, "away 2")],
+                    "resume from the position")
+    finally:
+        r.quit()
+    plain = NodeWS(t.url(f"channel={c}"))
+    try:
+        plain.open()
+        rid = ENV.db.insert(c, "live")
+        expect_rows(plain.wait_messages(1), [row(rid, c, "live")], "no position frame unasked")
+    finally:
+        plain.quit()
+    bad = NodeWS(t.url(f"channel={c}&position=2"))
+    try:
+        bad.wait(lambda: bad.of("http") or bad.of("open") or bad.of("close"), 5, "a refusal")
+        check([h["status"] for h in bad.of("http")] == [400], f"position=2: {bad.said()}")
+    finally:
+        bad.quit()
+    return f"position {pos}"
+
+
 # ------------------------------------------------------------ resume
 def ws_resume_race(t):
     """lastEventId=N: exactly the rows > N, in order, while another process
@@ -603,6 +786,27 @@ def ws_message_deadline(t):
         Procs.stop(p)
 
 
+def _write_lock_holder(channel, seconds):
+    """A thread (not started) that plays an application: it takes SQLite's
+    write lock (BEGIN IMMEDIATE and an INSERT into channel), sets hold,
+    keeps the lock for seconds, commits and sets done."""
+    import sqlite3
+    hold = threading.Event()
+    done = threading.Event()
+
+    def app():
+        db = sqlite3.connect(ENV.db.path, timeout=10, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO messages(channel, data) VALUES(?, 'x')", (channel,))
+        hold.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+        db.close()
+        done.set()
+
+    return threading.Thread(target=app, daemon=True), hold, done
+
+
 def ws_publish_under_lock(t):
     """An application holds the write lock (BEGIN IMMEDIATE) for 1.2 s
     while a client publishes: the publish waits off the event loop and goes
@@ -611,25 +815,11 @@ def ws_publish_under_lock(t):
     on the loop for the lock (2 s busy timeout), freezing every connection
     of that loop."""
     sqlite_only()
-    import sqlite3
     p, port = _own_ws(["--allow-publish", "--threads", "1"])
     c = t.ch("lock")
     pub = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}")
     other = RawWS(port, "/ws?channel=other").open()
-    hold = threading.Event()
-    done = threading.Event()
-
-    def app():
-        db = sqlite3.connect(ENV.db.path, timeout=10, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO messages(channel, data) VALUES('lock.app', 'x')")
-        hold.set()
-        time.sleep(1.2)
-        db.execute("COMMIT")
-        db.close()
-        done.set()
-
-    th = threading.Thread(target=app, daemon=True)
+    th, hold, done = _write_lock_holder("lock.app", 1.2)
     try:
         pub.open()
         th.start()
@@ -649,6 +839,52 @@ def ws_publish_under_lock(t):
         done.wait(5)
         pub.quit()
         other.close()
+        Procs.stop(p)
+
+
+def ws_publish_ref_under_lock(t):
+    """A publish with a "ref" that meets an application's write lock is
+    kept and retried off the loop: once the lock is free it is answered
+    {"ok":true,"ref":R,"id":N} with its stored id, before the echo of its
+    row. A second publish while it waits is refused at once as busy with
+    its own ref, and a ping is answered meanwhile."""
+    sqlite_only()
+    p, port = _own_ws(["--allow-publish", "--threads", "1"])
+    c = t.ch("reflock")
+    pub = NodeWS(f"ws://127.0.0.1:{port}/ws?channel={c}")
+    th, hold, done = _write_lock_holder("reflock.app", 1.5)
+    try:
+        pub.open()
+        th.start()
+        check(hold.wait(5), "the application could not take the write lock")
+        pub.publish({"channel": c, "data": "under lock", "ref": "held"})
+        time.sleep(0.2)
+        pub.publish({"channel": c, "data": "while waiting", "ref": 2})
+        pub.publish({"ping": "still there"})
+        early = pub.wait_messages(2, timeout=0.8)
+        check(not done.is_set(), "the lock was released before the early answers were checked")
+        busy = [g for g in early if isinstance(g, dict) and "error" in g]
+        check(len(busy) == 1 and list(busy[0]) == ["error", "ref"] and busy[0]["ref"] == 2
+              and "busy" in busy[0]["error"],
+              f"the second publish should be refused as busy with ref 2: {short(early)}")
+        check({"pong": "still there"} in early, f"a ping while a publish waits: {short(early)}")
+        check(ENV.db.ids(c) == [], f"nothing is stored while the lock is held: {ENV.db.ids(c)}")
+        got = pub.wait_messages(4, timeout=5)
+        ids = ENV.db.ids(c)
+        check(len(ids) == 1, f"exactly the held publish is stored: rows {ids}")
+        d = [json.loads(m["text"]) for m in pub.messages()]
+        ack = [x for x in d if isinstance(x, dict) and x.get("ok")]
+        check(ack == [{"ok": True, "ref": "held", "id": ids[0]}] and list(ack[0]) == ["ok", "ref", "id"],
+              f"the ack of the held publish: {short(d, 700)}")
+        echo_at = next((i for i, x in enumerate(d) if isinstance(x, dict) and "channel" in x), None)
+        check(echo_at is not None and d[echo_at] == row(ids[0], c, "under lock"),
+              f"the echo of the held publish: {short(d, 700)}")
+        check(d.index(ack[0]) < echo_at, f"the ack came after the echo: {short(d, 700)}")
+        pub.check_open()
+        return f"ack {ack[0]} after the lock; busy refusal {busy[0]}; {len(got)} frames"
+    finally:
+        done.wait(5)
+        pub.quit()
         Procs.stop(p)
 
 
@@ -1167,6 +1403,11 @@ WS_CASES = [
     ("ws.publish_invalid", ws_publish_invalid, 20, "ws"),
     ("ws.publish_disabled", ws_publish_disabled, 20, "ws"),
     ("ws.publish_binary", ws_publish_binary, 20, "ws"),
+    ("ws.publish_ref", ws_publish_ref, 20, "ws"),
+    ("ws.publish_bad_ref", ws_publish_bad_ref, 20, "ws"),
+    ("ws.publish_ref_disabled", ws_publish_ref_disabled, 20, "ws"),
+    ("ws.app_ping", ws_app_ping, 20, "ws"),
+    ("ws.position", ws_position, 20, "ws"),
     ("ws.resume_race", ws_resume_race, 60, "ws"),
     ("ws.reset_ahead", ws_reset_ahead, 20, "ws"),
     ("ws.fragmented_publish", ws_fragmented_publish, 10, "ws"),
@@ -1180,6 +1421,7 @@ WS_CASES = [
     ("ws.unpublishable_not_kept", ws_unpublishable_not_kept, 30, "wsdirect"),
     ("ws.message_deadline", ws_message_deadline, 20, "wsdirect"),
     ("ws.publish_under_lock", ws_publish_under_lock, 30, "wsdirect"),
+    ("ws.publish_ref_under_lock", ws_publish_ref_under_lock, 30, "wsdirect"),
     ("ws.max_per_address", ws_max_per_address, 30, "wsdirect"),
     ("ws.deflate_on", ws_deflate_on, 20, "ws"),
     ("ws.deflate_off", ws_deflate_off, 20, "ws"),

@@ -1,7 +1,9 @@
 /* Unit tests for json: the row envelope (text, null event, base64, quotes
  * and control characters escaped), publish parsing (every refusal reason,
  * defaults, an embedded NUL kept), json_get on every type and on malformed
- * documents, and json_each_text on arrays, absent paths and mixed arrays.
+ * documents, json_each_text on arrays, absent paths and mixed arrays, and
+ * the ref of a publish (both sides of each limit) and the answers built
+ * with it (ack, refusal, pong, position).
  * Every document sits before a guard page. */
 #include "json.h"
 #include "payload.h"
@@ -147,6 +149,125 @@ static void test_each_text(void)
     CHECK(!json_each_text(j, S("[\"a\""), "$", collect, &c));
 }
 
+static void test_ref_ok(void)
+{
+    static const struct {
+        const char *doc;
+        enum json_type type;
+        long long integer;
+        const char *text;
+    } cases[] = {
+        {"{\"data\":\"d\"}", JSON_ABSENT, 0, NULL},
+        {"{\"ref\":0}", JSON_INTEGER, 0, NULL},
+        {"{\"ref\":-7}", JSON_INTEGER, -7, NULL},
+        {"{\"ref\":9223372036854775807}", JSON_INTEGER, INT64_MAX, NULL},
+        {"{\"ref\":-9223372036854775808}", JSON_INTEGER, INT64_MIN, NULL},
+        {"{\"ref\":\"\"}", JSON_TEXT, 0, ""},
+        {"{\"ref\":\"a\\\"b\"}", JSON_TEXT, 0, "a\"b"},
+        {"{\"ref\":\"\u00e9\\u00e9\"}", JSON_TEXT, 0, "\u00e9\u00e9"},
+        /* 64 bytes: the limit */
+        {"{\"ref\":\"0123456789012345678901234567890123456789012345678901234567890123\"}",
+         JSON_TEXT, 0, "0123456789012345678901234567890123456789012345678901234567890123"},
+        /* 32 two-byte characters are 64 bytes */
+        {"{\"ref\":\"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"}",
+         JSON_TEXT, 0,
+         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"},
+        /* not an object, or not JSON: no ref (the publish parser refuses it) */
+        {"[1]", JSON_ABSENT, 0, NULL},
+        {"{\"ref\":", JSON_ABSENT, 0, NULL},
+        {"", JSON_ABSENT, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct json_ref ref;
+        size_t len = strlen(cases[i].doc);
+        const char *reason = json_get_ref(j, guarded(cases[i].doc, len), len, "$.ref", &ref);
+        if (reason != NULL)
+            fprintf(stderr, "case %zu: %s\n", i, reason);
+        CHECK(reason == NULL);
+        CHECK_INT(ref.type, cases[i].type);
+        if (cases[i].type == JSON_INTEGER)
+            CHECK_INT(ref.integer, cases[i].integer);
+        if (cases[i].type == JSON_TEXT)
+            CHECK_MEM(ref.text, ref.text_len, cases[i].text);
+    }
+}
+
+static void test_ref_refused(void)
+{
+    static const char *const docs[] = {
+        "{\"ref\":null}",
+        "{\"ref\":true}",
+        "{\"ref\":1.5}",
+        "{\"ref\":1e3}",
+        "{\"ref\":[1]}",
+        "{\"ref\":{\"a\":1}}",
+        "{\"ref\":9223372036854775808}",
+        "{\"ref\":-9223372036854775809}",
+        "{\"ref\":99999999999999999999}",
+        /* 65 bytes */
+        "{\"ref\":\"01234567890123456789012345678901234567890123456789012345678901234\"}",
+        /* 63 bytes and a two-byte character */
+        "{\"ref\":\"012345678901234567890123456789012345678901234567890123456789012\u00e9\"}",
+        "{\"ref\":\"\\ud800\"}",
+        "{\"ref\":\"a\\u0000b\"}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        struct json_ref ref;
+        size_t len = strlen(docs[i]);
+        const char *reason = json_get_ref(j, guarded(docs[i], len), len, "$.ref", &ref);
+        if (reason == NULL)
+            fprintf(stderr, "case %zu accepted\n", i);
+        CHECK(reason != NULL);
+        CHECK_INT(ref.type, JSON_ABSENT);
+    }
+}
+
+static void test_replies(void)
+{
+    struct json_ref num = {.type = JSON_INTEGER, .integer = -3};
+    struct json_ref text = {.type = JSON_TEXT, .text = "q\"\\\n\u00e9", .text_len = 6};
+    struct payload *p = json_publish_reply(j, &num, 42, NULL);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"ok\":true,\"ref\":-3,\"id\":42}");
+    payload_unref(p);
+    p = json_publish_reply(j, &text, 9223372036854775807, NULL);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len,
+                  "{\"ok\":true,\"ref\":\"q\\\"\\\\\\n\u00e9\",\"id\":9223372036854775807}");
+    payload_unref(p);
+    p = json_publish_reply(j, &text, 0, "data must be a \"string\"");
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len,
+                  "{\"error\":\"data must be a \\\"string\\\"\",\"ref\":\"q\\\"\\\\\\n\u00e9\"}");
+    payload_unref(p);
+    p = json_pong(j, &num);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"pong\":-3}");
+    payload_unref(p);
+    p = json_position(j, 0);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"position\":0}");
+    payload_unref(p);
+    p = json_position(j, INT64_MAX);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"position\":9223372036854775807}");
+    payload_unref(p);
+    p = json_pong(j, &text);
+    CHECK(p != NULL);
+    if (p != NULL)
+        CHECK_MEM(p->bytes, p->len, "{\"pong\":\"q\\\"\\\\\\n\u00e9\"}");
+    payload_unref(p);
+}
+
 int main(void)
 {
     char err[256];
@@ -160,6 +281,9 @@ int main(void)
     RUN(test_publish_refused);
     RUN(test_get);
     RUN(test_each_text);
+    RUN(test_ref_ok);
+    RUN(test_ref_refused);
+    RUN(test_replies);
     json_close(j);
     TEST_MAIN_END();
 }

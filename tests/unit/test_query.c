@@ -493,10 +493,43 @@ static void test_every_single_byte(void)
     }
 }
 
+/* position: 0 or 1, nothing else; its value reaches is_position_wanted. */
+static void test_position(void)
+{
+    static const struct {
+        const char *qs;
+        enum query_err err;
+        bool is_wanted;
+    } pos_cases[] = {
+        {"position=1", QUERY_OK, true},
+        {"channel=a&position=0", QUERY_OK, false},
+        {"position=%31&lastEventId=3", QUERY_OK, true},
+        {"position=0&position=1", QUERY_OK, true}, /* the last one counts */
+        {"channel=a", QUERY_OK, false},
+        {"position=", QUERY_ERR_BAD_POSITION, false},
+        {"position", QUERY_ERR_BAD_POSITION, false},
+        {"position=2", QUERY_ERR_BAD_POSITION, false},
+        {"position=01", QUERY_ERR_BAD_POSITION, false},
+        {"position=true", QUERY_ERR_BAD_POSITION, false},
+        {"position=1%20", QUERY_ERR_BAD_POSITION, false},
+        {"Position=1", QUERY_OK, false}, /* keys are case-sensitive: unknown */
+    };
+    for (size_t i = 0; i < sizeof pos_cases / sizeof pos_cases[0]; i++) {
+        struct parse_result r;
+        parse(pos_cases[i].qs, strlen(pos_cases[i].qs), &r);
+        if (r.err != pos_cases[i].err)
+            fprintf(stderr, "position case \"%s\": %s\n", pos_cases[i].qs, query_strerror(r.err));
+        CHECK_INT(r.err, pos_cases[i].err);
+        if (r.err == QUERY_OK)
+            CHECK_INT(r.req.is_position_wanted, pos_cases[i].is_wanted);
+        free(r.scratch);
+    }
+}
+
 static void test_strerror(void)
 {
-    const char *seen[QUERY_ERR_DUPLICATE_EVENT_ID + 1];
-    for (int e = QUERY_OK; e <= QUERY_ERR_DUPLICATE_EVENT_ID; e++) {
+    const char *seen[QUERY_ERR_BAD_POSITION + 1];
+    for (int e = QUERY_OK; e <= QUERY_ERR_BAD_POSITION; e++) {
         const char *s = query_strerror((enum query_err)e);
         CHECK(s != NULL);
         if (s == NULL)
@@ -507,7 +540,7 @@ static void test_strerror(void)
         for (int f = QUERY_OK; f < e; f++)
             CHECK(strcmp(seen[f], s) != 0); /* each error its own reason */
     }
-    CHECK(query_strerror((enum query_err)(QUERY_ERR_DUPLICATE_EVENT_ID + 1)) != NULL);
+    CHECK(query_strerror((enum query_err)(QUERY_ERR_BAD_POSITION + 1)) != NULL);
 }
 
 /* Parsing twice into the same struct gives the same answer (no state kept). */
@@ -536,6 +569,7 @@ int main(void)
     RUN(test_parse_event_id);
     RUN(test_check_channel);
     RUN(test_every_single_byte);
+    RUN(test_position);
     RUN(test_strerror);
     RUN(test_reuse_output_struct);
     TEST_MAIN_END();

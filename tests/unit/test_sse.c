@@ -403,6 +403,42 @@ static void test_retry_decodes_as_no_event(void)
     CHECK_INT(r.dispatched, 0);
 }
 
+/* The position block: exact bytes at both ends of the id range, every
+ * cap too small refused, and a reference decoder sets the last event id
+ * without dispatching an event. */
+static void test_id_only(void)
+{
+    static const struct {
+        int64_t id;
+        const char *want;
+    } cases[] = {
+        {0, "id: 0\n\n"},
+        {42, "id: 42\n\n"},
+        {INT64_MAX, "id: 9223372036854775807\n\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t wl = strlen(cases[i].want);
+        char buf[64];
+        size_t n = sse_encode_id(cases[i].id, buf, sizeof buf);
+        CHECK_MEM(buf, n, cases[i].want);
+        char *exact = malloc(wl);
+        n = sse_encode_id(cases[i].id, exact, wl);
+        CHECK_MEM(exact, n, cases[i].want);
+        free(exact);
+        for (size_t cap = 0; cap < wl; cap++) {
+            char *small = malloc(cap ? cap : 1);
+            CHECK_INT(sse_encode_id(cases[i].id, small, cap), 0);
+            free(small);
+        }
+        struct ref_event r;
+        ref_decode(buf, n, &r);
+        CHECK_INT(r.dispatched, 0);
+        CHECK_INT(r.bad_lines, 0);
+        CHECK(r.has_id);
+        CHECK(strlen(r.id) == wl - 6 && memcmp(r.id, cases[i].want + 4, wl - 6) == 0);
+    }
+}
+
 static void test_heartbeat(void)
 {
     CHECK_INT(SSE_HEARTBEAT_LEN, strlen(SSE_HEARTBEAT));
@@ -455,6 +491,7 @@ int main(void)
     RUN(test_long_data);
     RUN(test_retry);
     RUN(test_retry_decodes_as_no_event);
+    RUN(test_id_only);
     RUN(test_heartbeat);
     RUN(test_concatenated);
     RUN(test_invalid_utf8_repaired);
