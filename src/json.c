@@ -76,18 +76,12 @@ void json_close(struct json *j)
     free(j);
 }
 
-struct payload *json_row_envelope(struct json *j, const struct store_row *row,
-                                  const char *data_text, size_t data_len, bool is_base64)
+/* Steps stmt once and copies the text of its first column into a new
+ * payload (refs = 1); NULL when the statement yields no row or memory runs
+ * out. Resets every statement afterwards. */
+static struct payload *step_to_payload(struct json *j, sqlite3_stmt *stmt)
 {
-    reset_all(j);
-    sqlite3_stmt *stmt = j->stmt[ENVELOPE];
     struct payload *p = NULL;
-    sqlite3_bind_int64(stmt, 1, row->id);
-    sqlite3_bind_text64(stmt, 2, row->channel, row->channel_len, SQLITE_STATIC, SQLITE_UTF8);
-    if (row->event != NULL)
-        sqlite3_bind_text64(stmt, 3, row->event, row->event_len, SQLITE_STATIC, SQLITE_UTF8);
-    sqlite3_bind_text64(stmt, 4, data_text, data_len, SQLITE_STATIC, SQLITE_UTF8);
-    sqlite3_bind_int(stmt, 5, is_base64);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
         p = payload_new(n);
@@ -96,6 +90,20 @@ struct payload *json_row_envelope(struct json *j, const struct store_row *row,
     }
     reset_all(j);
     return p;
+}
+
+struct payload *json_row_envelope(struct json *j, const struct store_row *row,
+                                  const char *data_text, size_t data_len, bool is_base64)
+{
+    reset_all(j);
+    sqlite3_stmt *stmt = j->stmt[ENVELOPE];
+    sqlite3_bind_int64(stmt, 1, row->id);
+    sqlite3_bind_text64(stmt, 2, row->channel, row->channel_len, SQLITE_STATIC, SQLITE_UTF8);
+    if (row->event != NULL)
+        sqlite3_bind_text64(stmt, 3, row->event, row->event_len, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_text64(stmt, 4, data_text, data_len, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_int(stmt, 5, is_base64);
+    return step_to_payload(j, stmt);
 }
 
 static bool column_is(sqlite3_stmt *stmt, int col, const char *type)
@@ -367,7 +375,6 @@ static struct payload *reply(struct json *j, enum reply_kind kind, const struct 
 {
     reset_all(j);
     sqlite3_stmt *stmt = j->stmt[REPLY];
-    struct payload *p = NULL;
     sqlite3_bind_int(stmt, 1, kind);
     if (ref->type == JSON_TEXT)
         sqlite3_bind_text64(stmt, 2, ref->text, ref->text_len, SQLITE_STATIC, SQLITE_UTF8);
@@ -376,14 +383,7 @@ static struct payload *reply(struct json *j, enum reply_kind kind, const struct 
     sqlite3_bind_int64(stmt, 3, id);
     if (error != NULL)
         sqlite3_bind_text(stmt, 4, error, -1, SQLITE_STATIC);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
-        p = payload_new(n);
-        if (p != NULL)
-            memcpy(p->bytes, sqlite3_column_text(stmt, 0), n);
-    }
-    reset_all(j);
-    return p;
+    return step_to_payload(j, stmt);
 }
 
 struct payload *json_publish_reply(struct json *j, const struct json_ref *ref, int64_t id,
